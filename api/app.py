@@ -1,0 +1,84 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from arq import create_pool
+from arq.connections import RedisSettings
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from redis.asyncio import Redis
+
+from api.deps import DEPENDENCIES, scope_guard
+from api.middleware import AuthMiddleware, RequestContextMiddleware
+from api.problems import EXCEPTION_HANDLERS
+from api.routes import ROUTE_HANDLERS
+from core.auth.service import authenticate_key
+from core.db import Database
+from core.settings import Settings
+
+VERSION = "0.1.0"
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db = await Database.connect(settings)
+        redis = Redis.from_url(settings.redis_url)
+        arq = await create_pool(RedisSettings.from_dsn(settings.redis_url),
+                                default_queue_name=settings.queue_name)
+        app.state.db, app.state.redis, app.state.arq = db, redis, arq
+
+        async def authenticator(token: str):
+            return await authenticate_key(db, token)
+
+        app.state.authenticator = authenticator
+        try:
+            yield
+        finally:
+            await arq.aclose()
+            await redis.aclose()
+            await db.close()
+
+    return Litestar(
+        route_handlers=ROUTE_HANDLERS,
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        dependencies=DEPENDENCIES,
+        guards=[scope_guard],
+        middleware=[RequestContextMiddleware(), AuthMiddleware()],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Relais API",
+            version=VERSION,
+            description="Multi-tenant customer-relationship platform. HQ routes live under "
+                        "`/v1/hq`, a tenant's under `/v1/tenants/{tenant}`.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer",
+                                         description="API key or OAuth2 access token"),
+            }),
+            security=[{"bearer": []}],
+        ),
+        debug=False,
+    )
+
+
+def app_from_environment() -> Litestar:
+    """Uvicorn factory entry point (`relais serve` runs this in production images)."""
+    from core.logging import configure_logging
+    from core.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+__all__ = ["create_app"]

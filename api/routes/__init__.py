@@ -1,0 +1,16 @@
+"""Every controller of the API, in one list the app factory mounts."""
+
+from api.routes.audit import HqAuditController, TenantAuditController
+from api.routes.health import health_routes
+from api.routes.keys import HqKeyController, TenantKeyController
+from api.routes.tenants import HqTenantController, TenantSelfController
+
+ROUTE_HANDLERS = [
+    *health_routes,
+    HqTenantController,
+    TenantSelfController,
+    HqKeyController,
+    TenantKeyController,
+    HqAuditController,
+    TenantAuditController,
+]
