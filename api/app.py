@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> Litestar:
             }),
             security=[{"bearer": []}],
         ),
+        logging_config=None,  # core.logging configures JSON logs for the whole process
         debug=False,
     )
 

@@ -1,0 +1,42 @@
+"""The arq worker: job registry, start-up/shutdown, cron schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq import cron
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+from core.audit.jobs import purge_audit_log, schedule_audit_retention
+from core.db import Database
+from core.jobs.context import JobContext
+from core.settings import Settings
+
+FUNCTIONS: list[Any] = [purge_audit_log, schedule_audit_retention]
+CRON_JOBS = [cron(schedule_audit_retention, hour={3}, minute={15}, unique=True)]
+
+
+def build_worker(settings: Settings, *, burst: bool = False, **overrides: Any) -> Worker:
+    async def startup(ctx: JobContext) -> None:
+        ctx["settings"] = settings
+        ctx["db"] = await Database.connect(settings)
+
+    async def shutdown(ctx: JobContext) -> None:
+        if "db" in ctx:
+            await ctx["db"].close()
+
+    options: dict[str, Any] = {
+        "functions": FUNCTIONS,
+        "cron_jobs": CRON_JOBS,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": settings.queue_name,
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "burst": burst,
+        "max_jobs": 10,
+        "job_timeout": 3600,
+        "keep_result": 3600,
+        "handle_signals": not burst,
+    } | overrides
+    return Worker(**options)

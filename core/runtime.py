@@ -1,0 +1,61 @@
+"""Turn settings into reachable services: the given URLs, or the embedded servers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+
+from core import embedded
+from core.bootstrap import ensure_database
+from core.errors import ConfigurationError
+from core.settings import Settings, data_path
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    embedded_redis: embedded.EmbeddedRedis | None = None
+    handles: list[object] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.embedded_redis is not None:
+            self.embedded_redis.stop()
+
+
+def _embedded_secret(settings: Settings) -> str:
+    path = data_path(settings, "secret_key")
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+async def resolve(settings: Settings) -> Runtime:
+    if not settings.embedded:
+        if not settings.secret_key:
+            raise ConfigurationError("RELAIS_SECRET_KEY must be set outside embedded mode")
+        return Runtime(settings)
+    server = embedded.start_postgres(data_path(settings, "pg"))
+    redis = embedded.start_redis(data_path(settings, "redis", "x").parent)
+    owner_dsn, app_dsn = await ensure_database(embedded.superuser_dsn(server),
+                                               embedded.DATABASE_NAME)
+    resolved = settings.with_changes(
+        database_url=app_dsn,
+        migration_database_url=owner_dsn,
+        redis_url=redis.url,
+        secret_key=settings.secret_key or _embedded_secret(settings),
+    )
+    return Runtime(resolved, embedded_redis=redis, handles=[server])
+
+
+def environment_for(settings: Settings) -> dict[str, str]:
+    """The resolved settings as RELAIS_* variables, for the processes `relais up` starts."""
+    env = dict(os.environ)
+    for name in ("database_url", "migration_database_url", "redis_url", "data_dir",
+                 "secret_key", "host", "port", "redis_prefix", "rate_limit_per_minute",
+                 "log_level", "public_url"):
+        value = getattr(settings, name)
+        if value not in ("", None):
+            env[f"RELAIS_{name.upper()}"] = str(value)
+    return env
