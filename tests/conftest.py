@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from api.app import create_app
@@ -43,13 +44,29 @@ async def app(settings: Settings) -> Litestar:
 
 
 @pytest.fixture(scope="session")
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient]:
-    async with AsyncTestClient(app=app) as test_client:
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    # The app runs in the test's own event loop (Litestar's AsyncTestClient would run it
+    # in a portal thread, and the asyncpg pool must not cross loops).
+    # The lifespan is entered and exited by one task of its own (anyio cancel scopes
+    # inside it must not change tasks between set-up and teardown).
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run_lifespan() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    lifespan = asyncio.create_task(run_lifespan())
+    await started.wait()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://testserver") as test_client:
         yield test_client
+    stop.set()
+    await lifespan
 
 
 @pytest.fixture(scope="session")
-async def db(app: Litestar, client: AsyncTestClient) -> Database:
+async def db(app: Litestar, client: httpx.AsyncClient) -> Database:
     return app.state.db  # opened by the app's lifespan, which `client` runs
 
 

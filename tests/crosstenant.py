@@ -1,0 +1,47 @@
+"""Object factories for the cross-tenant walk (tests/platform/test_cross_tenant.py).
+
+The walk calls every `/v1/tenants/{tenant}/...` route of the OpenAPI schema with tenant B's
+admin key. For each path parameter other than `{tenant}`, it needs a real object of tenant A:
+register a factory here, keyed by the parameter name. A route with an unregistered parameter
+fails the walk, so new routes can't skip it.
+
+A factory receives a `World` (db, tenant A's context, A's admin key, the test client) and
+returns the id of an object it created in tenant A.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from core.auth import service as keys
+from core.auth.schemas import ApiKeyCreate
+from core.db import Database
+from tenants.context import TenantContext
+
+
+@dataclass
+class World:
+    db: Database
+    ctx: TenantContext
+    admin_key: str
+    client: Any
+
+
+Factory = Callable[[World], Awaitable[str]]
+FACTORIES: dict[str, Factory] = {}
+
+
+def factory(param: str) -> Callable[[Factory], Factory]:
+    def register(fn: Factory) -> Factory:
+        FACTORIES[param] = fn
+        return fn
+    return register
+
+
+@factory("key_id")
+async def _api_key(world: World) -> str:
+    created = await keys.create_tenant_key(world.db, world.ctx,
+                                           ApiKeyCreate(name="walk", scopes=["admin"]))
+    return created.id
