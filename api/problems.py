@@ -4,6 +4,7 @@ mapped here and nowhere else."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from litestar import Request, Response
@@ -50,11 +51,14 @@ def relais_error(request: Request, exc: RelaisError) -> Response:
                    field=exc.field, **extra)
 
 
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
+
+
 def _field_of(key: str) -> str:
     # Litestar reports body fields as `data.x` or via msgspec's `$.x[0].y` path.
-    if key.startswith("$."):
-        key = key[2:]
-    return key.removeprefix("data.")
+    if key.startswith("$"):
+        key = key[1:].lstrip(".")
+    return "" if key == "data" else key.removeprefix("data.")
 
 
 def validation_error(request: Request, exc: ValidationException) -> Response:
@@ -66,6 +70,10 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
         if " - at `" in message:
             message, _, location = message.partition(" - at `")
             field = _field_of(location.rstrip("`"))
+        unknown = _NAMED_FIELD.search(message)
+        if unknown:  # name the offending key itself, not the object holding it
+            parent = "" if field in (None, "data", "") else f"{field}."
+            field = parent + unknown.group(1)
         if field is None and item.get("source") == "body":
             field = "body"
         errors.append({"field": field or "body", "message": message,
