@@ -20,6 +20,8 @@ from api.problems import EXCEPTION_HANDLERS
 from api.routes import ROUTE_HANDLERS
 from core.auth.service import authenticate_key
 from core.db import Database
+from core.oauth.store import ACCESS_PREFIX as OAUTH_ACCESS_PREFIX
+from core.oauth.store import authenticate_access_token
 from core.settings import Settings
 
 VERSION = "0.1.0"
@@ -35,6 +37,10 @@ def create_app(settings: Settings) -> Litestar:
         app.state.db, app.state.redis, app.state.arq = db, redis, arq
 
         async def authenticator(token: str):
+            # OAuth access tokens (`ro_...`, issue #8) authenticate like API keys: same
+            # Principal, so scopes, tenant 404s and audit attribution apply unchanged.
+            if token.startswith(OAUTH_ACCESS_PREFIX):
+                return await authenticate_access_token(db, token)
             return await authenticate_key(db, token)
 
         app.state.authenticator = authenticator

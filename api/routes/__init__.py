@@ -3,6 +3,7 @@
 from api.routes.audit import HqAuditController, TenantAuditController
 from api.routes.health import health_routes
 from api.routes.keys import HqKeyController, TenantKeyController
+from api.routes.oauth import HqOAuthClientController, TenantOAuthController, oauth_routes
 from api.routes.tenants import HqTenantController, TenantSelfController
 
 ROUTE_HANDLERS = [
@@ -10,6 +11,7 @@ ROUTE_HANDLERS = [
     HqTenantController,
     TenantSelfController,
     HqKeyController,
+    HqOAuthClientController, TenantOAuthController, *oauth_routes,
     TenantKeyController,
     HqAuditController,
     TenantAuditController,
