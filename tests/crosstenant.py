@@ -45,3 +45,9 @@ async def _api_key(world: World) -> str:
     created = await keys.create_tenant_key(world.db, world.ctx,
                                            ApiKeyCreate(name="walk", scopes=["admin"]))
     return created.id
+
+
+@factory("grant_id")  # OAuth grants (issue #8)
+async def _oauth_grant(world: World) -> str:
+    from tests.oauth.factories import make_grant
+    return await make_grant(world.db, world.ctx)
