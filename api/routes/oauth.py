@@ -130,6 +130,7 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 _VERBS = {"read": "Read", "write": "Read and change"}
+_RESOURCE_LABELS = {"tenants": "the tenant profile", "kpis": "KPIs"}
 
 
 def _issuer(request: Request) -> str:
@@ -183,8 +184,11 @@ def _signin_page(request: Request, consent: Consent, session: Session,
 
 def _consent_page(request: Request, consent: Consent, session: Session,
                   params: list[tuple[str, str]]) -> Response:
-    scopes = [{"name": s, "description": f"{_VERBS[s.partition(':')[2]]} "
-                                         f"{s.partition(':')[0]}"} for s in consent.scopes]
+    scopes = []
+    for scope in consent.scopes:
+        resource, _, mode = scope.partition(":")
+        scopes.append({"name": scope, "description": f"{_VERBS[mode]} "
+                                                     f"{_RESOURCE_LABELS.get(resource, resource)}"})
     return _page("consent.html", "Approve access", client_name=consent.client.name,
                  client_id=consent.client.id, tenant_name=consent.tenant.name,
                  tenant_id=consent.tenant.id, scopes=scopes,
