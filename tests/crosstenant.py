@@ -51,3 +51,21 @@ async def _api_key(world: World) -> str:
 async def _oauth_grant(world: World) -> str:
     from tests.oauth.factories import make_grant
     return await make_grant(world.db, world.ctx)
+
+
+@factory("customer_id")  # customer data (issue #3)
+async def _customer(world: World) -> str:
+    from tests.customers.factories import make_customer
+    return await make_customer(world)
+
+
+@factory("message_id")  # customer data (issue #3)
+async def _event(world: World) -> str:
+    from tests.customers.factories import make_event
+    return await make_event(world)
+
+
+@factory("import_id")  # customer data (issue #3)
+async def _import(world: World) -> str:
+    from tests.customers.factories import make_import
+    return await make_import(world)

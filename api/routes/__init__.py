@@ -1,8 +1,12 @@
 """Every controller of the API, in one list the app factory mounts."""
 
 from api.routes.audit import HqAuditController, TenantAuditController
+from api.routes.consents import ConsentController
+from api.routes.customers import CustomerController
+from api.routes.events import IngestController
 from api.routes.health import health_routes
 from api.routes.keys import HqKeyController, TenantKeyController
+from api.routes.model import HqModelController, TenantModelController
 from api.routes.oauth import HqOAuthClientController, TenantOAuthController, oauth_routes
 from api.routes.tenants import HqTenantController, TenantSelfController
 
@@ -15,4 +19,6 @@ ROUTE_HANDLERS = [
     TenantKeyController,
     HqAuditController,
     TenantAuditController,
+    HqModelController, TenantModelController, IngestController, CustomerController,
+    ConsentController,
 ]

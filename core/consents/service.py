@@ -1,0 +1,167 @@
+"""Consents per channel and purpose with an append-only history, and contact preferences.
+
+The current state answers "may we contact this person on this channel for this purpose";
+the history answers "since when and on what proof", which is what a regulator asks for.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from core.audit.service import record
+from core.consents.schemas import (
+    Consent,
+    ConsentChanges,
+    ConsentHistoryEntry,
+    Preferences,
+    PreferencesUpdate,
+    QuietHours,
+    Subscription,
+)
+from core.db import Connection, Database
+from core.errors import InvalidInput
+from core.pagination import Page, check_limit, decode_cursor, page_of
+from tenants.context import TenantContext
+
+_CONSENT_COLS = "channel, purpose, status, legal_basis, source, proof, updated_at"
+
+
+async def fetch_consents(conn: Connection, customer_id: uuid.UUID) -> list[Consent]:
+    rows = await conn.fetch(
+        f"select {_CONSENT_COLS} from consents where customer_id = $1 order by channel, purpose",
+        customer_id)
+    return [Consent(**dict(r)) for r in rows]
+
+
+async def fetch_preferences(conn: Connection, customer_id: uuid.UUID) -> Preferences | None:
+    row = await conn.fetchrow(
+        """select channels, language, quiet_start, quiet_end, timezone, updated_at
+           from preferences where customer_id = $1""", customer_id)
+    subs = await conn.fetch(
+        "select kind, ref from transit_subscriptions where customer_id = $1 order by kind, ref",
+        customer_id)
+    if row is None and not subs:
+        return None
+    quiet = (QuietHours(start=row["quiet_start"], end=row["quiet_end"])
+             if row and row["quiet_start"] is not None else None)
+    return Preferences(channels=list(row["channels"]) if row else [],
+                       language=row["language"] if row else None, quiet_hours=quiet,
+                       timezone=row["timezone"] if row else None,
+                       subscriptions=[Subscription(kind=s["kind"], ref=s["ref"]) for s in subs],
+                       updated_at=row["updated_at"] if row else None)
+
+
+async def _live_customer(conn: Connection, customer_id: uuid.UUID) -> uuid.UUID:
+    from core.customers.service import require_customer
+
+    row = await require_customer(conn, customer_id)
+    if row["erased_at"] is not None:
+        raise InvalidInput("this customer was erased (GDPR)", field="customer_id")
+    return row["id"]
+
+
+async def list_consents(db: Database, ctx: TenantContext, customer_id: uuid.UUID
+                        ) -> list[Consent]:
+    async with db.tenant_tx(ctx) as conn:
+        cid = await _live_customer(conn, customer_id)
+        return await fetch_consents(conn, cid)
+
+
+async def set_consents(db: Database, ctx: TenantContext, customer_id: uuid.UUID,
+                       data: ConsentChanges) -> list[Consent]:
+    now = datetime.now(UTC)
+    for i, change in enumerate(data.items):
+        at = change.at.replace(tzinfo=change.at.tzinfo or UTC) if change.at else now
+        if at > now:
+            raise InvalidInput("a consent decision cannot be in the future",
+                               field=f"items[{i}].at")
+    async with db.tenant_tx(ctx) as conn:
+        cid = await _live_customer(conn, customer_id)
+        for change in sorted(data.items, key=lambda c: c.at or now):
+            at = change.at.replace(tzinfo=change.at.tzinfo or UTC) if change.at else now
+            values = (change.channel, change.purpose, change.status, change.legal_basis,
+                      change.source, change.proof)
+            await conn.execute(
+                """insert into consent_history (tenant_id, customer_id, channel, purpose, status,
+                       legal_basis, source, proof, recorded_at, actor)
+                   values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+                ctx.tenant_id, cid, *values, at, ctx.actor.label)
+            # Only a decision at least as recent as the current one becomes the state.
+            await conn.execute(
+                f"""insert into consents (tenant_id, customer_id, {_CONSENT_COLS})
+                    values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    on conflict (tenant_id, customer_id, channel, purpose) do update
+                      set status = excluded.status, legal_basis = excluded.legal_basis,
+                          source = excluded.source, proof = excluded.proof,
+                          updated_at = excluded.updated_at
+                      where consents.updated_at <= excluded.updated_at""",
+                ctx.tenant_id, cid, *values, at)
+        await record(conn, ctx, "consents.changed", "customer", str(cid),
+                     {"changes": [{"channel": c.channel, "purpose": c.purpose,
+                                   "status": c.status, "source": c.source}
+                                  for c in data.items]})
+        return await fetch_consents(conn, cid)
+
+
+async def consent_history(db: Database, ctx: TenantContext, customer_id: uuid.UUID, *,
+                          cursor: str | None, limit: int) -> Page[ConsentHistoryEntry]:
+    check_limit(limit)
+    after = decode_cursor(cursor, int)
+    async with db.tenant_tx(ctx) as conn:
+        cid = await _live_customer(conn, customer_id)
+        rows = await conn.fetch(
+            """select id, channel, purpose, status, legal_basis, source, proof, recorded_at,
+                      actor from consent_history
+               where customer_id = $1 and ($2::bigint is null or id < $2)
+               order by id desc limit $3""", cid, after, limit + 1)
+    return page_of([ConsentHistoryEntry(**dict(r)) for r in rows], limit, lambda e: e.id)
+
+
+async def get_preferences(db: Database, ctx: TenantContext, customer_id: uuid.UUID
+                          ) -> Preferences:
+    async with db.tenant_tx(ctx) as conn:
+        cid = await _live_customer(conn, customer_id)
+        prefs = await fetch_preferences(conn, cid)
+    return prefs or Preferences(channels=[], language=None, quiet_hours=None, timezone=None,
+                                subscriptions=[])
+
+
+async def put_preferences(db: Database, ctx: TenantContext, customer_id: uuid.UUID,
+                          data: PreferencesUpdate) -> Preferences:
+    if len(set(data.channels)) != len(data.channels):
+        raise InvalidInput("a channel is listed twice", field="channels")
+    if data.timezone is not None:
+        try:
+            ZoneInfo(data.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(f"unknown time zone {data.timezone!r}", field="timezone") from None
+    if data.quiet_hours and data.quiet_hours.start == data.quiet_hours.end:
+        raise InvalidInput("quiet hours need different start and end", field="quiet_hours")
+    quiet = data.quiet_hours
+    async with db.tenant_tx(ctx) as conn:
+        cid = await _live_customer(conn, customer_id)
+        await conn.execute(
+            """insert into preferences (tenant_id, customer_id, channels, language, quiet_start,
+                                        quiet_end, timezone, updated_at)
+               values ($1, $2, $3, $4, $5, $6, $7, now())
+               on conflict (tenant_id, customer_id) do update
+                 set channels = excluded.channels, language = excluded.language,
+                     quiet_start = excluded.quiet_start, quiet_end = excluded.quiet_end,
+                     timezone = excluded.timezone, updated_at = now()""",
+            ctx.tenant_id, cid, data.channels, data.language, quiet.start if quiet else None,
+            quiet.end if quiet else None, data.timezone)
+        subs = sorted(set(data.subscriptions), key=lambda s: (s.kind, s.ref))
+        await conn.execute(
+            """delete from transit_subscriptions where customer_id = $1
+               and (kind, ref) not in (select * from unnest($2::text[], $3::text[]))""",
+            cid, [s.kind for s in subs], [s.ref for s in subs])
+        await conn.execute(
+            """insert into transit_subscriptions (tenant_id, customer_id, kind, ref)
+               select $1, $2, k, r from unnest($3::text[], $4::text[]) as u(k, r)
+               on conflict do nothing""",
+            ctx.tenant_id, cid, [s.kind for s in subs], [s.ref for s in subs])
+        await record(conn, ctx, "preferences.updated", "customer", str(cid),
+                     {"channels": data.channels, "subscriptions": len(subs)})
+        return await fetch_preferences(conn, cid)  # type: ignore[return-value]

@@ -1,0 +1,249 @@
+"""Ingestion: events and identify calls, in batches, set-based.
+
+`ingest_events` and `identify` are the one entry point for every producer (the API,
+file imports, connectors). A batch runs in one transaction on the fast path (identity
+resolution for the whole batch, one INSERT … ON CONFLICT for its events); records that need
+a merge run afterwards, one at a time, under the tenant's exclusive identity lock. Every
+item gets a result: accepted (with its customer_id), duplicate, rejected or quarantined.
+Replays are duplicates because `(tenant_id, message_id)` is unique and the insert skips
+conflicts, which also holds for concurrent replays (the second waits for the first).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from core.audit.service import record
+from core.db import Connection, Database
+from core.errors import InvalidInput, NotFound
+from core.events.prepare import decode_items, prepare_event, prepare_identify
+from core.events.schemas import (
+    EventIn,
+    IdentifyIn,
+    ItemResult,
+    QuarantinedEvent,
+    StoredEvent,
+)
+from core.identity.merge import resolve_one
+from core.identity.resolve import Record, lock_exclusive, lock_shared, resolve_fast
+from core.model.service import DataConfig, load_data_config
+from core.pagination import Page, check_limit, decode_cursor, page_of
+from tenants.context import TenantContext
+
+_Row = tuple[str, uuid.UUID, str, datetime, str]  # message_id, customer, type, time, props
+
+
+async def ingest_events(db: Database, ctx: TenantContext, items: Sequence[EventIn | ItemResult],
+                        *, source: str) -> list[ItemResult]:
+    """One result per item, in order. Items already rejected by the caller (an
+    `ItemResult`, e.g. a body that did not decode) pass through unchanged."""
+    now = datetime.now(UTC)
+    results: dict[int, ItemResult] = {}
+    records: list[Record] = []
+    rows: dict[int, tuple[str, str, str]] = {}  # index -> (message_id, type, props json)
+    quarantine: list[tuple[int, EventIn, list]] = []
+    seen_ids: set[str] = set()
+    async with db.tenant_tx(ctx) as conn:
+        await lock_shared(conn, ctx)
+        config = await load_data_config(conn, ctx)
+        for i, item in enumerate(items):
+            if isinstance(item, ItemResult):
+                results[i] = item
+                continue
+            if item.message_id in seen_ids:
+                results[i] = ItemResult(index=i, status="duplicate",
+                                        reason="message_id repeated in this batch")
+                continue
+            seen_ids.add(item.message_id)
+            prepared = prepare_event(i, item, config, ctx.country, now)
+            if isinstance(prepared, ItemResult):
+                results[i] = prepared
+            elif prepared[0] is None:
+                quarantine.append((i, item, prepared[1]))
+            else:
+                records.append(prepared[0])
+                rows[i] = (item.message_id, item.type, prepared[1])
+        await resolve_fast(conn, ctx, config, records, source)
+        fast = [r for r in records if not r.slow and not r.error]
+        await _insert_events(conn, ctx, config, fast, rows, results, source)
+        await _quarantine(conn, ctx, quarantine, results, source)
+        _errors(records, results)
+        await _audit(conn, ctx, "events.ingested", source, results, len(items))
+    await _slow_path(db, ctx, config, [r for r in records if r.slow], rows, results, source)
+    return [results[i] for i in range(len(items))]
+
+
+async def identify(db: Database, ctx: TenantContext, items: Sequence[IdentifyIn | ItemResult],
+                   *, source: str) -> list[ItemResult]:
+    """Upsert profiles by identifiers and traits. With a `message_id`, a call is
+    idempotent (a replay is reported as duplicate) and shows in the timeline."""
+    now = datetime.now(UTC)
+    results: dict[int, ItemResult] = {}
+    records: list[Record] = []
+    rows: dict[int, tuple[str, str, str]] = {}
+    async with db.tenant_tx(ctx) as conn:
+        await lock_shared(conn, ctx)
+        config = await load_data_config(conn, ctx)
+        for i, item in enumerate(items):
+            if isinstance(item, ItemResult):
+                results[i] = item
+                continue
+            prepared = prepare_identify(i, item, config, ctx.country, now)
+            if isinstance(prepared, ItemResult):
+                results[i] = prepared
+                continue
+            records.append(prepared)
+            if item.message_id:
+                fields = sorted(item.traits)
+                rows[i] = (item.message_id, "identify",
+                           msgspec.json.encode({"fields": fields}).decode())
+        await resolve_fast(conn, ctx, config, records, source)
+        fast = [r for r in records if not r.slow and not r.error]
+        await _insert_events(conn, ctx, config, fast, rows, results, source)
+        _errors(records, results)
+        await _audit(conn, ctx, "customers.identified", source, results, len(items))
+    await _slow_path(db, ctx, config, [r for r in records if r.slow], rows, results, source)
+    return [results[i] for i in range(len(items))]
+
+
+async def ingest_raw_events(db: Database, ctx: TenantContext, raws: list[msgspec.Raw], *,
+                            source: str) -> list[ItemResult]:
+    return await ingest_events(db, ctx, decode_items(raws, EventIn), source=source)
+
+
+async def identify_raw(db: Database, ctx: TenantContext, raws: list[msgspec.Raw], *,
+                       source: str) -> list[ItemResult]:
+    return await identify(db, ctx, decode_items(raws, IdentifyIn), source=source)
+
+
+def _accepted(r: Record) -> ItemResult:
+    return ItemResult(index=r.index, status="accepted", customer_id=r.resolved,
+                      reason="; ".join(r.notes) or None)
+
+
+def _errors(records: list[Record], results: dict[int, ItemResult]) -> None:
+    for r in records:
+        if r.error:
+            reason, field = r.error
+            results[r.index] = ItemResult(index=r.index, status="rejected", reason=reason,
+                                          field=f"items[{r.index}].{field}")
+
+
+async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfig,
+                         records: list[Record], rows: dict[int, tuple[str, str, str]],
+                         results: dict[int, ItemResult], source: str) -> None:
+    with_event = [r for r in records if r.index in rows]
+    for r in records:
+        results[r.index] = _accepted(r)
+    if not with_event:
+        return
+    message_ids = [rows[r.index][0] for r in with_event]
+    inserted = await conn.fetch(
+        """insert into events (tenant_id, message_id, customer_id, type, occurred_at,
+                               properties, source)
+           select $1, u.m, u.c, u.t, u.o, u.p::jsonb, $2
+           from unnest($3::text[], $4::uuid[], $5::text[], $6::timestamptz[], $7::text[])
+                as u(m, c, t, o, p)
+           order by u.m
+           on conflict (tenant_id, message_id) do nothing
+           returning message_id""",
+        ctx.tenant_id, source, message_ids, [r.resolved for r in with_event],
+        [rows[r.index][1] for r in with_event], [r.seen_at for r in with_event],
+        [rows[r.index][2] for r in with_event])
+    stored = {row[0] for row in inserted}
+    for r in with_event:
+        if rows[r.index][0] not in stored:
+            results[r.index] = ItemResult(index=r.index, status="duplicate",
+                                          reason="message_id already ingested",
+                                          customer_id=r.resolved)
+    if config.has_quarantine and stored:
+        # A quarantined event sent again once the plan accepts it leaves the quarantine.
+        await conn.execute(
+            "delete from event_quarantine where tenant_id = $1 and message_id = any($2::text[])",
+            ctx.tenant_id, list(stored))
+
+
+async def _quarantine(conn: Connection, ctx: TenantContext, items: list[tuple[int, EventIn, list]],
+                      results: dict[int, ItemResult], source: str) -> None:
+    if not items:
+        return
+    payloads = [msgspec.json.encode(item).decode() for _, item, _ in items]
+    reasons = [msgspec.json.encode([{"field": p.field, "reason": p.reason} for p in problems])
+               .decode() for _, _, problems in items]
+    inserted = await conn.fetch(
+        """insert into event_quarantine (tenant_id, message_id, type, payload, reasons, source)
+           select $1, u.m, u.t, u.p::jsonb, u.r::jsonb, $2
+           from unnest($3::text[], $4::text[], $5::text[], $6::text[]) as u(m, t, p, r)
+           where not exists (select 1 from events e
+                             where e.tenant_id = $1 and e.message_id = u.m)
+           order by u.m
+           on conflict (tenant_id, message_id) do nothing
+           returning message_id""",
+        ctx.tenant_id, source, [item.message_id for _, item, _ in items],
+        [item.type for _, item, _ in items], payloads, reasons)
+    stored = {row[0] for row in inserted}
+    for (i, item, problems) in items:
+        if item.message_id in stored:
+            results[i] = ItemResult(index=i, status="quarantined",
+                                    reason="; ".join(f"{p.field} {p.reason}" for p in problems))
+        else:
+            results[i] = ItemResult(index=i, status="duplicate",
+                                    reason="message_id already ingested")
+
+
+async def _slow_path(db: Database, ctx: TenantContext, config: DataConfig, slow: list[Record],
+                     rows: dict[int, tuple[str, str, str]], results: dict[int, ItemResult],
+                     source: str) -> None:
+    if not slow:
+        return
+    async with db.tenant_tx(ctx) as conn:
+        await lock_exclusive(conn, ctx)
+        done = []
+        for r in slow:
+            try:
+                async with conn.transaction():  # a savepoint: one bad record stays alone
+                    await resolve_one(conn, ctx, config, r, source)
+                done.append(r)
+            except InvalidInput as err:
+                r.error = (err.detail, err.field or "identifiers")
+        await _insert_events(conn, ctx, config, done, rows, results, source)
+        _errors(slow, results)
+
+
+async def _audit(conn: Connection, ctx: TenantContext, action: str, source: str,
+                 results: dict[int, ItemResult], total: int) -> None:
+    counts: dict[str, Any] = {"source": source, "items": total}
+    for r in results.values():
+        counts[r.status] = counts.get(r.status, 0) + 1
+    await record(conn, ctx, action, "batch", None, counts)
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+async def list_quarantine(db: Database, ctx: TenantContext, *, cursor: str | None,
+                          limit: int) -> Page[QuarantinedEvent]:
+    check_limit(limit)
+    after = decode_cursor(cursor, int)
+    async with db.tenant_tx(ctx) as conn:
+        rows = await conn.fetch(
+            """select id, message_id, type, payload, reasons, source, received_at
+               from event_quarantine where ($1::bigint is null or id < $1)
+               order by id desc limit $2""", after, limit + 1)
+    items = [QuarantinedEvent(**dict(r)) for r in rows]
+    return page_of(items, limit, lambda e: e.id)
+
+
+async def get_event(db: Database, ctx: TenantContext, message_id: str) -> StoredEvent:
+    async with db.tenant_tx(ctx) as conn:
+        row = await conn.fetchrow(
+            """select id, message_id, customer_id, type, occurred_at, received_at, properties,
+                      source from events where message_id = $1""", message_id)
+    if row is None:
+        raise NotFound("no event with this message_id")
+    return StoredEvent(**dict(row))

@@ -1,0 +1,382 @@
+"""Identity resolution for a batch of records, set-based.
+
+A record (an event or an identify call) carries normalised identifiers and, for identify,
+traits. The fast path resolves a whole batch in a handful of statements: look up every
+identifier at once, group records that share identifiers (union-find), create one profile
+per group that matched none, attach new identifiers, apply traits. Groups that would need
+a merge, break a per-kind limit or lost an insert race to a concurrent batch are handed to
+the slow path (`core.identity.merge.resolve_one`), which runs one record at a time under a
+tenant-wide exclusive lock.
+
+Concurrency: every ingestion transaction holds the tenant's identity lock in shared mode
+and merges take it exclusively, so a merge never interleaves with a batch that still holds
+the merged-away profile id. Inserts are sorted (identifiers by kind/value) so concurrent
+batches acquire row locks in the same order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from core.db import Connection
+from core.identity.normalise import hash_identifier
+from core.identity.rules import IdentityRules, limit_of, priority_of
+from core.identity.survivorship import (
+    PROFILE_COLUMNS,
+    apply_traits,
+    join_profile,
+    split_profile,
+)
+from core.model.service import DataConfig
+from tenants.context import TenantContext
+
+LOCK_NAMESPACE = 3  # pg advisory lock class id for identity (first key of the pair)
+LAST_SEEN_RESOLUTION = timedelta(hours=1)
+Key = tuple[str, str]
+
+DEMOTED_NOTE = ("an identifier was demoted: the profile already has the maximum number of "
+                "identifiers of that kind")
+SUPPRESSED_REASON = ("identifier was erased at the person's request (GDPR) and is on the "
+                     "suppression list")
+
+
+@dataclass(slots=True)
+class Record:
+    index: int
+    ids: list[Key]                      # normalised, not blocked, highest priority first
+    seen_at: datetime
+    customer_id: uuid.UUID | None = None
+    traits: dict[str, Any] | None = None  # identify only: validated field -> value
+    resolved: uuid.UUID | None = None
+    created: bool = False
+    slow: bool = False
+    error: tuple[str, str] | None = None  # (reason, field)
+    notes: list[str] = field(default_factory=list)
+
+
+async def lock_shared(conn: Connection, ctx: TenantContext) -> None:
+    await conn.execute("select pg_advisory_xact_lock_shared($1, hashtext($2))",
+                       LOCK_NAMESPACE, ctx.tenant_id)
+
+
+async def lock_exclusive(conn: Connection, ctx: TenantContext) -> None:
+    await conn.execute("select pg_advisory_xact_lock($1, hashtext($2))",
+                       LOCK_NAMESPACE, ctx.tenant_id)
+
+
+def sort_ids(rules: IdentityRules, ids: list[Key]) -> list[Key]:
+    return sorted(ids, key=lambda k: -priority_of(rules, k[0]))
+
+
+async def lookup(conn: Connection, ctx: TenantContext, keys: list[Key]) -> dict[Key, tuple]:
+    """(kind, value) -> (customer_id, status, last_seen) for the identifiers that exist."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        """select i.kind, i.value, i.customer_id, i.status, i.last_seen
+           from unnest($2::text[], $3::text[]) as q(kind, value)
+           join identifiers i on i.tenant_id = $1 and i.kind = q.kind and i.value = q.value""",
+        ctx.tenant_id, [k for k, _ in keys], [v for _, v in keys])
+    return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
+
+
+async def check_explicit_customers(conn: Connection, ctx: TenantContext,
+                                   records: list[Record]) -> None:
+    """Records naming a customer_id: follow merges to the survivor; refuse unknown or
+    erased profiles."""
+    wanted = {r.customer_id for r in records if r.customer_id and not r.error}
+    if not wanted:
+        return
+    rows = await conn.fetch(
+        """select id, merged_into, erased_at from customers
+           where tenant_id = $1 and id = any($2::uuid[])""", ctx.tenant_id, list(wanted))
+    found = {r["id"]: r for r in rows}
+    for r in records:
+        if r.customer_id is None or r.error:
+            continue
+        row = found.get(r.customer_id)
+        if row is None:
+            r.error = ("no customer has this id", "customer_id")
+        elif row["erased_at"] is not None:
+            r.error = ("this customer was erased (GDPR)", "customer_id")
+        elif row["merged_into"] is not None:
+            r.customer_id = row["merged_into"]
+
+
+async def check_suppressions(conn: Connection, ctx: TenantContext, config: DataConfig,
+                             records: list[Record], unknown: set[Key]) -> None:
+    if not config.has_suppressions or not unknown:
+        return
+    hashes = {hash_identifier(kind, value, config.hash_key): (kind, value)
+              for kind, value in unknown}
+    rows = await conn.fetch(
+        """select s.value_hash from unnest($2::text[], $3::text[]) as q(kind, value_hash)
+           join suppressions s on s.tenant_id = $1 and s.kind = q.kind
+                              and s.value_hash = q.value_hash""",
+        ctx.tenant_id, [k for k, _ in hashes.values()], list(hashes))
+    suppressed = {hashes[r[0]] for r in rows}
+    for r in records:
+        hit = next((k for k in r.ids if k in suppressed), None)
+        if hit and not r.error:
+            r.error = (SUPPRESSED_REASON, f"identifiers.{hit[0]}")
+
+
+def _components(records: list[Record]) -> list[list[Record]]:
+    parent = list(range(len(records)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_holder: dict[Key, int] = {}
+    for i, r in enumerate(records):
+        for key in r.ids:
+            j = first_holder.setdefault(key, i)
+            if j != i:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[Record]] = defaultdict(list)
+    for i, r in enumerate(records):
+        groups[find(i)].append(r)
+    return list(groups.values())
+
+
+class _Plan:
+    def __init__(self) -> None:
+        self.new_customers: dict[uuid.UUID, list[Record]] = {}
+        self.attach: dict[uuid.UUID, list[Key]] = defaultdict(list)  # existing targets
+        self.updates: dict[uuid.UUID, list[Record]] = defaultdict(list)
+        self.intended: dict[Key, uuid.UUID] = {}
+
+
+def _plan(config: DataConfig, records: list[Record], owners: dict[Key, tuple]) -> _Plan:
+    plan = _Plan()
+    for group in _components(records):
+        active: set[uuid.UUID] = set()
+        demoted: set[uuid.UUID] = set()
+        new_keys: list[Key] = []
+        for r in group:
+            if r.customer_id:
+                active.add(r.customer_id)
+            for key in r.ids:
+                owner = owners.get(key)
+                if owner is None:
+                    if key not in new_keys:
+                        new_keys.append(key)
+                elif owner[1] == "active":
+                    active.add(owner[0])
+                else:
+                    demoted.add(owner[0])
+        candidates = active or demoted
+        if len(candidates) > 1:
+            for r in group:
+                r.slow = True
+            continue
+        if candidates:
+            target = next(iter(candidates))
+            plan.attach[target].extend(new_keys)
+            if any(r.traits for r in group):
+                plan.updates[target].extend(group)
+        else:
+            per_kind: dict[str, int] = defaultdict(int)
+            for kind, _ in new_keys:
+                per_kind[kind] += 1
+            if any((lim := limit_of(config.rules, k)) is not None and n > lim
+                   for k, n in per_kind.items()):
+                for r in group:  # one group would get too many ids of a kind: decide slowly
+                    r.slow = True
+                continue
+            target = uuid.uuid4()
+            plan.new_customers[target] = group
+        for key in new_keys:
+            plan.intended[key] = target
+        for r in group:
+            r.resolved = target
+            r.created = not candidates
+    return plan
+
+
+def _missing_required(config: DataConfig, profile: tuple) -> list[str]:
+    columns, attributes, _meta = profile
+    return [name for name, f in config.fields.items()
+            if f.required and columns.get(name, attributes.get(name)) is None]
+
+
+def _new_profile(group: list[Record], source: str,
+                 rules: IdentityRules) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    values: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+    for r in sorted(group, key=lambda r: r.seen_at):
+        traits = dict(r.traits or {})
+        for kind, value in r.ids:
+            if kind in ("email", "phone"):
+                traits.setdefault(kind, value)
+        apply_traits(values, meta, traits, r.seen_at, source, rules)
+    columns, attributes = join_profile(values)
+    return columns, attributes, meta
+
+
+async def resolve_fast(conn: Connection, ctx: TenantContext, config: DataConfig,
+                       records: list[Record], source: str) -> None:
+    """Resolve what can be resolved without a merge; marks the rest `slow` or `error`."""
+    await check_explicit_customers(conn, ctx, records)
+    live = [r for r in records if not r.error]
+    keys = sorted({k for r in live for k in r.ids})
+    owners = await lookup(conn, ctx, keys)
+    await check_suppressions(conn, ctx, config, live, {k for k in keys if k not in owners})
+    live = [r for r in live if not r.error]
+    plan = _plan(config, live, owners)
+    live = [r for r in live if not r.error]
+    now = datetime.now(UTC)
+
+    # Lock, once and in id order, every existing profile this batch changes: profiles that
+    # gain identifiers under a limit (two batches must not both add "the one" ticketing
+    # id) and profiles whose traits change.
+    limited = {t: [k for k in keys if limit_of(config.rules, k[0]) is not None]
+               for t, keys in plan.attach.items()}
+    limited = {t: keys for t, keys in limited.items() if keys}
+    rows = []
+    if limited or plan.updates:
+        rows = await conn.fetch(
+            f"""select id, {", ".join(PROFILE_COLUMNS)}, attributes, field_meta from customers
+                where tenant_id = $1 and id = any($2::uuid[]) order by id for update""",
+            ctx.tenant_id, sorted(set(limited) | set(plan.updates)))
+    demote = await _demotions(conn, ctx, config, limited)
+    if plan.updates:
+        await _apply_updates(conn, ctx, config, plan, source,
+                             [r for r in rows if r["id"] in plan.updates])
+
+    built = []
+    for cid, group in list(plan.new_customers.items()):
+        profile = _new_profile(group, source, config.rules)
+        missing = _missing_required(config, profile) if any(
+            r.traits is not None for r in group) else []
+        if missing:
+            for r in group:
+                r.error = (f"a new profile needs {', '.join(missing)}", f"traits.{missing[0]}")
+                r.resolved = None
+            del plan.new_customers[cid]
+            for key in [k for k, c in plan.intended.items() if c == cid]:
+                del plan.intended[key]
+            continue
+        built.append(profile)
+    new_ids = list(plan.new_customers)
+    # One statement: attach identifiers, and create the profiles that won at least one.
+    ident_rows = sorted(plan.intended.items())
+    columns = {c: [b[0][c] for b in built] for c in PROFILE_COLUMNS}
+    won = await conn.fetch(
+        """with ins as (
+             insert into identifiers (tenant_id, kind, value, customer_id, source, status)
+             select $1, q.kind, q.value, q.customer_id, $2, q.status
+             from unnest($3::text[], $4::text[], $5::uuid[], $6::text[])
+                  as q(kind, value, customer_id, status)
+             order by q.kind, q.value
+             on conflict do nothing
+             returning kind, value, customer_id),
+           created as (
+             insert into customers (tenant_id, id, first_name, last_name, email, phone,
+                                    language, country, birth_date, postal_code, attributes,
+                                    field_meta)
+             select $1, c.* from unnest($7::uuid[], $8::text[], $9::text[], $10::text[],
+                                        $11::text[], $12::text[], $13::text[], $14::date[],
+                                        $15::text[], $16::jsonb[], $17::jsonb[])
+                  as c(id, fn, ln, em, ph, la, co, bd, pc, at, fm)
+             where c.id in (select customer_id from ins)
+             returning id)
+           select kind, value from ins""",
+        ctx.tenant_id, source,
+        [k[0] for k, _ in ident_rows], [k[1] for k, _ in ident_rows],
+        [c for _, c in ident_rows],
+        ["demoted" if k in demote else "active" for k, _ in ident_rows],
+        new_ids, *(columns[c] for c in PROFILE_COLUMNS),
+        [b[1] for b in built], [b[2] for b in built])
+    lost = set(plan.intended) - {(r[0], r[1]) for r in won}
+    for r in live:
+        if r.error:
+            continue
+        if any(k in lost for k in r.ids):
+            # A concurrent batch took this identifier first: the record is decided again,
+            # on its own, by the slow path.
+            r.slow, r.resolved, r.created = True, None, False
+        elif any(k in demote for k in r.ids):
+            r.notes.append(DEMOTED_NOTE)
+    await _touch_last_seen(conn, ctx, owners, now)
+
+
+async def _demotions(conn: Connection, ctx: TenantContext, config: DataConfig,
+                     limited: dict[uuid.UUID, list[Key]]) -> set[Key]:
+    """The new identifiers to store as demoted: their profile (already locked) holds its
+    limit of that kind."""
+    if not limited:
+        return set()
+    targets = sorted(limited)
+    kinds = sorted({k for keys in limited.values() for k, _ in keys})
+    rows = await conn.fetch(
+        """select customer_id, kind, count(*) from identifiers
+           where tenant_id = $1 and customer_id = any($2::uuid[]) and kind = any($3::text[])
+             and status = 'active' group by 1, 2""", ctx.tenant_id, targets, kinds)
+    counts = {(r[0], r[1]): r[2] for r in rows}
+    demote: set[Key] = set()
+    for target, keys in limited.items():
+        for key in sort_ids(config.rules, keys):
+            n = counts.get((target, key[0]), 0)
+            if n >= (limit_of(config.rules, key[0]) or 0):
+                demote.add(key)
+            else:
+                counts[(target, key[0])] = n + 1
+    return demote
+
+
+async def _apply_updates(conn: Connection, ctx: TenantContext, config: DataConfig,
+                         plan: _Plan, source: str, rows: list) -> None:
+    """Identify traits on existing (locked) profiles: fold with survivorship, write back."""
+    changed_rows = []
+    for row in rows:
+        values = split_profile(dict(row))
+        meta = dict(row["field_meta"])
+        changed: set[str] = set()
+        for r in sorted(plan.updates[row["id"]], key=lambda r: r.seen_at):
+            traits = dict(r.traits or {})
+            for kind, value in r.ids:
+                if kind in ("email", "phone"):
+                    traits.setdefault(kind, value)
+            changed |= apply_traits(values, meta, traits, r.seen_at, source, config.rules)
+        if changed:
+            columns, attributes = join_profile(values)
+            changed_rows.append((row["id"], columns, attributes, meta))
+    if changed_rows:
+        await conn.execute(
+            f"""update customers c set {", ".join(f"{n} = u.{n}" for n in PROFILE_COLUMNS)},
+                    attributes = u.attributes, field_meta = u.field_meta, updated_at = now()
+                from unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                            $7::text[], $8::text[], $9::date[], $10::text[], $11::jsonb[],
+                            $12::jsonb[])
+                     as u(id, {", ".join(PROFILE_COLUMNS)}, attributes, field_meta)
+                where c.tenant_id = $1 and c.id = u.id""",
+            ctx.tenant_id, [c[0] for c in changed_rows],
+            *([c[1][n] for c in changed_rows] for n in PROFILE_COLUMNS),
+            [c[2] for c in changed_rows], [c[3] for c in changed_rows])
+
+
+async def _touch_last_seen(conn: Connection, ctx: TenantContext, owners: dict[Key, tuple],
+                           now: datetime) -> None:
+    # Identifiers seen again refresh last_seen at most hourly: a write per event would
+    # double the cost of ingestion for a value nobody needs to the second.
+    stale = [k for k, (_c, _s, seen) in owners.items() if now - seen > LAST_SEEN_RESOLUTION]
+    if stale:
+        await conn.execute(
+            """update identifiers i set last_seen = now()
+               from unnest($2::text[], $3::text[]) as q(kind, value)
+               where i.tenant_id = $1 and i.kind = q.kind and i.value = q.value""",
+            ctx.tenant_id, [k for k, _ in stale], [v for _, v in stale])
+
+
+def encode_json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()

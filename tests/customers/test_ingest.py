@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import asyncio
+
+from tests.customers.factories import unique
+
+
+async def test_identify_creates_then_updates_a_profile(tenant):
+    r = await tenant.post("/identify", {
+        "identifiers": {"email": "Alice.Martin@LaPoste.NET ", "phone": "06 12 34 56 79"},
+        "traits": {"first_name": "Alice", "birth_date": "1990-05-01", "country": "FR"}})
+    assert r.status_code == 200, r.text
+    customer_id = r.json()["customer_id"]
+    r = await tenant.post("/identify", {"identifiers": {"phone": "+33612345679"},
+                                        "traits": {"last_name": "Martin"}})
+    assert r.json()["customer_id"] == customer_id
+    view = (await tenant.get(f"/customers/{customer_id}")).json()
+    profile = view["profile"]
+    assert (profile["first_name"], profile["last_name"]) == ("Alice", "Martin")
+    assert profile["email"] == "alice.martin@laposte.net" and profile["phone"] == "+33612345679"
+    assert profile["birth_date"] == "1990-05-01"
+    assert {(i["kind"], i["value"]) for i in view["identifiers"]} == {
+        ("email", "alice.martin@laposte.net"), ("phone", "+33612345679")}
+    found = (await tenant.get("/customers", params={"email": "ALICE.martin@laposte.net"})).json()
+    assert [c["id"] for c in found["items"]] == [customer_id]
+
+
+async def test_event_batch_results_per_item_and_replays_are_duplicates(tenant):
+    uid = unique("u")
+    items = [
+        {"message_id": "m1", "type": "app_opened", "identifiers": {"app_user_id": uid}},
+        {"message_id": "m2", "type": "nps_submitted", "identifiers": {"app_user_id": uid},
+         "properties": {"score": 11}},
+        {"message_id": "m3", "type": "trip_validated", "identifiers": {"email": "not-an-email"},
+         "properties": {"line": "T1"}},
+        {"message_id": "m4", "type": "trip_validated", "properties": {"line": "T1"}},
+        {"message_id": 5, "type": "app_opened"},
+        {"message_id": "m1", "type": "app_opened", "identifiers": {"app_user_id": uid}},
+        {"message_id": "m6", "type": "ticket_purchased", "identifiers": {"app_user_id": uid},
+         "occurred_at": "2020-01-01T10:00:00Z", "properties": {"product": "pass", "amount": 2}},
+    ]
+    r = await tenant.post("/events:batch", {"items": items})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    statuses = [x["status"] for x in body["results"]]
+    assert statuses == ["accepted", "rejected", "rejected", "rejected", "rejected",
+                        "duplicate", "accepted"]
+    fields = [x.get("field") for x in body["results"]]
+    assert fields[1] == "items[1].properties.score"
+    assert fields[2] == "items[2].identifiers.email"
+    assert fields[3] == "items[3].identifiers"
+    assert fields[4] == "items[4].message_id"
+    # Replay: everything already stored is a duplicate, nothing is stored twice.
+    again = (await tenant.post("/events:batch", {"items": items})).json()
+    assert [x["status"] for x in again["results"]][0] == "duplicate"
+    assert again["results"][6]["status"] == "duplicate"
+    customer = body["results"][0]["customer_id"]
+    timeline = (await tenant.get(f"/customers/{customer}/timeline")).json()
+    assert [t["data"]["message_id"] for t in timeline["items"]] == ["m1", "m6"]
+
+
+async def test_concurrent_replays_store_once(tenant):
+    uid = unique("u")
+    items = [{"message_id": f"c{i}", "type": "app_opened", "identifiers": {"app_user_id": uid}}
+             for i in range(50)]
+    responses = await asyncio.gather(*[tenant.post("/events:batch", {"items": items})
+                                       for _ in range(4)])
+    results = [r.json() for r in responses]
+    assert sum(r["accepted"] for r in results) == 50
+    assert sum(r["duplicates"] for r in results) == 150
+    customers = {x["customer_id"] for r in results for x in r["results"]}
+    assert len(customers) == 1
