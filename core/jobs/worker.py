@@ -12,11 +12,14 @@ from core.audit.jobs import purge_audit_log, schedule_audit_retention
 from core.db import Database
 from core.events.jobs import repoint_merged_events, run_import, sweep_customer_data
 from core.jobs.context import JobContext
+from core.oauth.jobs import purge_oauth_credentials, schedule_oauth_purge
 from core.settings import Settings
 
 FUNCTIONS: list[Any] = [purge_audit_log, schedule_audit_retention]
 FUNCTIONS += [run_import, repoint_merged_events, sweep_customer_data]  # customer data (#3)
 CRON_JOBS = [cron(schedule_audit_retention, hour={3}, minute={15}, unique=True)]
+FUNCTIONS += [purge_oauth_credentials, schedule_oauth_purge]  # OAuth (#8)
+CRON_JOBS.append(cron(schedule_oauth_purge, hour={3}, minute={45}, unique=True))  # (#8)
 CRON_JOBS.append(cron(sweep_customer_data, minute=set(range(0, 60, 5)), unique=True))  # (#3)
 
 

@@ -319,3 +319,42 @@ async def authenticate_access_token(db: Database, token: str) -> Principal:
         raise Forbidden(f"tenant {tenant.id!r} is suspended")
     return Principal(kind="oauth", id=found.id, scopes=frozenset(found.scopes),
                      tenant_id=tenant.id, client_id=found.client_id)
+
+
+async def purge_expired(db: Database, ctx: TenantContext, *, keep_days: int,
+                        batch_size: int = 5000) -> int:
+    """Deletes codes and tokens expired (or revoked) more than `keep_days` ago, then the
+    grants left with neither, in bounded batches. Idempotent. Not audited: it removes only
+    credentials that can no longer authenticate anything."""
+    total = 0
+    statements = (
+        """with doomed as (select id from oauth_codes
+                           where expires_at < now() - make_interval(days => $1) limit $2)
+           , gone as (delete from oauth_codes c using doomed d where c.id = d.id returning 1)
+           select count(*) from gone""",
+        """with doomed as (select id from oauth_tokens
+                           where expires_at < now() - make_interval(days => $1)
+                              or revoked_at < now() - make_interval(days => $1) limit $2)
+           , gone as (delete from oauth_tokens t using doomed d where t.id = d.id returning 1)
+           select count(*) from gone""",
+        """with doomed as (select g.id from oauth_grants g
+                           where coalesce(g.revoked_at, g.created_at)
+                                 < now() - make_interval(days => $1)
+                             and not exists (select 1 from oauth_tokens t
+                                             where t.tenant_id = g.tenant_id
+                                               and t.grant_id = g.id)
+                             and not exists (select 1 from oauth_codes c
+                                             where c.tenant_id = g.tenant_id
+                                               and c.grant_id = g.id)
+                           limit $2)
+           , gone as (delete from oauth_grants g using doomed d where g.id = d.id returning 1)
+           select count(*) from gone""",
+    )
+    for statement in statements:
+        while True:
+            async with db.tenant_tx(ctx) as conn:
+                deleted = await conn.fetchval(statement, keep_days, batch_size)
+            total += deleted
+            if deleted < batch_size:
+                break
+    return total
