@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -215,3 +216,20 @@ async def test_sign_in_needs_an_admin_key_of_the_tenant(http, hq_key, make_tenan
     token = (await exchange(http, client, back["code"])).json()
     r = await http.get(f"/v1/tenants/{tenant.id}", headers=auth(token["access_token"]))
     assert r.status_code == 200
+
+
+async def test_concurrent_use_of_one_refresh_token_is_treated_as_reuse(http, hq_key,
+                                                                       make_tenant, make_key):
+    tenant = await make_tenant("oa")
+    client = await register(http, hq_key)
+    back = await authorize(http, client, await make_key(tenant.id))
+    tokens = (await exchange(http, client, back["code"])).json()
+    form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    answers = await asyncio.gather(*(http.post("/oauth/token", auth=basic(client), data=form)
+                                     for _ in range(4)))
+    assert sorted(r.status_code for r in answers) == [200, 400, 400, 400]
+    # The database, not the first read, decided: the loser's replay revoked the chain, the
+    # winner's new tokens included.
+    winner = next(r for r in answers if r.status_code == 200).json()
+    r = await http.get(f"/v1/tenants/{tenant.id}", headers=auth(winner["access_token"]))
+    assert r.status_code == 401
