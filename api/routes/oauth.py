@@ -255,6 +255,9 @@ async def authorize_decision(request: Request) -> Response:
             session, "consent", params, form.get("csrf_token")):
         return _error_page("This approval form expired or was not issued to this browser. "
                            "Start again from the partner application.", 403)
+    if dict(params).get("tenant", session.tenant) != session.tenant:
+        return _error_page("You are signed in for another tenant than this request names. "
+                           "Start again from the partner application.", 403)
     decision = form.get("decision")
     if decision not in ("approve", "deny"):
         return _error_page("decision must be approve or deny")
