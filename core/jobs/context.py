@@ -20,10 +20,11 @@ class JobContext(TypedDict, total=False):
     job_try: int
 
 
-def job_id(function: str, tenant_id: str, key: str) -> str:
+def job_id(settings: Settings, function: str, tenant_id: str, key: str) -> str:
     """Same work, same id: arq refuses to enqueue a job whose id is queued, running or has
-    a kept result, so a double click or a retried cron run never duplicates work."""
-    return f"{function}:{tenant_id}:{key}"
+    a kept result, so a double click or a retried cron run never duplicates work. arq's job
+    keys are global to the Redis, hence the deployment prefix."""
+    return f"{settings.redis_prefix}:{function}:{tenant_id}:{key}"
 
 
 async def enqueue(
@@ -33,6 +34,6 @@ async def enqueue(
     """Returns None when the same job already exists."""
     return await arq.enqueue_job(
         function, tenant_id, **kwargs,
-        _job_id=job_id(function, tenant_id, key),
+        _job_id=job_id(settings, function, tenant_id, key),
         _queue_name=settings.queue_name,
     )
