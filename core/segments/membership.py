@@ -1,0 +1,106 @@
+"""Materialised membership: refresh a segment in one tenant, record entries and exits.
+
+A refresh is one SQL statement: the compiled definition gives the current members, stints
+of customers no longer in it are closed, new stints are opened, and each change becomes a
+`segment_entered` / `segment_exited` event in the events table, where journeys react to
+facts. It is idempotent: a second run with the same data changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from core.db import Connection, Database
+from core.errors import Conflict
+from core.lifecycle.model import stage_names_in
+from core.segments.compiler import compile_definition
+from core.segments.facts import insert_facts
+from core.segments.schemas import RefreshResult
+from core.segments.service import WORK_MEM, fetch_segment, load_references
+from core.segments.validate import validate
+from core.segments.vocabulary import tenant_vocabulary
+from tenants.context import TenantContext
+
+
+async def refresh_in(conn: Connection, ctx: TenantContext, segment_id: str,
+                     now: datetime) -> RefreshResult:
+    started = time.perf_counter()
+    # One refresh of a segment at a time per tenant; others wait, then see its result.
+    await conn.execute("select pg_advisory_xact_lock(hashtext('segment:' || $1 || ':' || $2))",
+                       ctx.tenant_id, segment_id)
+    segment = await fetch_segment(conn, segment_id)
+    if segment.status != "active":
+        raise Conflict(f"segment {segment_id!r} is archived", field="segment_id")
+    vocab = (await tenant_vocabulary(conn, ctx)).with_stages(
+        await stage_names_in(conn, ctx.tenant_id))
+    refs = await load_references(conn, segment.definition,
+                                 local=not segment_id.startswith("gseg_"))
+    # The dictionary may have changed since the segment was saved.
+    validate(segment.definition, vocab, segments=refs)
+    compiled = compile_definition(segment.definition, vocab, now, refs)
+    members_sql, args = compiled.select("c.id as customer_id")
+    sid, at = compiled.bind(segment_id, "text"), compiled.bind(now, "timestamptz")
+    await conn.execute(WORK_MEM)
+    row = await conn.fetchrow(
+        f"""with cur as materialized ({members_sql}),
+            gone as (
+                update segment_memberships m set exited_at = {at}
+                where m.segment_id = {sid} and m.exited_at is null
+                  and not exists (select 1 from cur where cur.customer_id = m.customer_id)
+                returning m.customer_id),
+            came as (
+                insert into segment_memberships (tenant_id, segment_id, customer_id,
+                                                 entered_at)
+                select current_setting('relais.tenant_id'), {sid}, cur.customer_id, {at}
+                from cur where not exists (
+                    select 1 from segment_memberships m where m.segment_id = {sid}
+                      and m.customer_id = cur.customer_id and m.exited_at is null)
+                returning customer_id),
+            left_facts as ({insert_facts("gone", "segment_exited", sid, at)}),
+            came_facts as ({insert_facts("came", "segment_entered", sid, at)})
+            select (select count(*) from cur) as members, (select count(*) from came) as came,
+                   (select count(*) from gone) as gone""", *args)
+    duration = round((time.perf_counter() - started) * 1000, 1)
+    await conn.execute(
+        """insert into segment_states (tenant_id, segment_id, member_count, refreshed_at,
+                                       duration_ms)
+           values (current_setting('relais.tenant_id'), $1, $2, $3, $4)
+           on conflict (tenant_id, segment_id) do update
+           set member_count = excluded.member_count, refreshed_at = excluded.refreshed_at,
+               duration_ms = excluded.duration_ms""",
+        segment_id, row["members"], now, int(duration))
+    return RefreshResult(segment_id=segment_id, members=row["members"], entered=row["came"],
+                         exited=row["gone"], refreshed_at=now, duration_ms=duration)
+
+
+async def refresh_segment(db: Database, ctx: TenantContext, segment_id: str, *,
+                          now: datetime | None = None) -> RefreshResult:
+    async with db.tenant_tx(ctx) as conn:
+        return await refresh_in(conn, ctx, segment_id, now or datetime.now(UTC))
+
+
+async def refresh_key(db: Database, ctx: TenantContext, segment_id: str) -> str:
+    """Job key of an on-demand refresh: one per refresh generation, so repeated clicks
+    before the refresh ran share one job, and a click after it starts a new one."""
+    async with db.tenant_tx(ctx) as conn:
+        await fetch_segment(conn, segment_id)
+        refreshed = await conn.fetchval(
+            "select refreshed_at from segment_states where segment_id = $1", segment_id)
+    return f"{segment_id}:{refreshed.timestamp() if refreshed else 'never'}"
+
+
+async def due_segments(conn: Connection, now: datetime) -> list[str]:
+    """Active segments (local and global) of the transaction's tenant whose scheduled
+    refresh is due."""
+    rows = await conn.fetch(
+        """select s.id from (select id, refresh_minutes from hq_segments
+                             where status = 'active' and refresh_minutes is not null
+                             union all
+                             select id, refresh_minutes from segments
+                             where status = 'active' and refresh_minutes is not null) s
+           left join segment_states st on st.segment_id = s.id
+           where st.refreshed_at is null
+              or st.refreshed_at + make_interval(mins => s.refresh_minutes) <= $1
+           order by s.id""", now)
+    return [r["id"] for r in rows]
