@@ -23,6 +23,7 @@ from core.db import Database
 from core.oauth.store import ACCESS_PREFIX as OAUTH_ACCESS_PREFIX
 from core.oauth.store import authenticate_access_token
 from core.settings import Settings
+from plugins.manager import load_plugins
 
 VERSION = "0.1.0"
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings) -> Litestar:
         arq = await create_pool(RedisSettings.from_dsn(settings.redis_url),
                                 default_queue_name=settings.queue_name)
         app.state.db, app.state.redis, app.state.arq = db, redis, arq
+        app.state.plugins = load_plugins()  # plugin manager (built-ins + entry points)
 
         async def authenticator(token: str):
             # OAuth access tokens (`ro_...`, issue #8) authenticate like API keys: same

@@ -220,6 +220,26 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
+    """Installed plugins (built-ins and the `relais.plugins` entry points); no database."""
+    from plugins.manager import load_plugins
+
+    manager = load_plugins()
+    if args.json:
+        _print_json(manager.infos())
+        return 0
+    print(f"{'NAME':<18} {'KIND':<10} {'VERSION':<9} {'PACKAGE':<24} CONFIG FIELDS")
+    for info in manager.infos():
+        fields = ", ".join(info.config_schema.get("$defs", {}).get(
+            info.config_schema.get("$ref", "").rpartition("/")[2], {}).get("properties", {}))
+        print(f"{info.name:<18} {info.kind:<10} {info.version:<9} {info.package:<24} "
+              f"{fields or '-'}")
+    for registration in manager.registrations:
+        for error in registration.errors:
+            print(f"relais: warning: plugin {registration.name}: {error}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relais", description="Relais: multi-tenant customer-relationship platform.")
@@ -274,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("id", help="key id")
     keys.set_defaults(handler=cmd_keys)
+
+    plugins = sub.add_parser("plugins", help="installed plugins (name, version, kind, schema)")
+    plugins.add_argument("action", choices=["list"])
+    plugins.add_argument("--json", action="store_true", help="full detail with config schemas")
+    plugins.set_defaults(handler=cmd_plugins)
     return parser
 
 

@@ -69,3 +69,21 @@ async def _event(world: World) -> str:
 async def _import(world: World) -> str:
     from tests.customers.factories import make_import
     return await make_import(world)
+
+
+@factory("plugin")  # plugins (issue #4)
+async def _plugin_config(world: World) -> str:
+    from tests.connectors.factories import make_plugin_config
+    return await make_plugin_config(world)
+
+
+@factory("connector_id")  # connectors (issue #4)
+async def _connector(world: World) -> str:
+    from tests.connectors.factories import make_connector
+    return await make_connector(world)
+
+
+@factory("run_id")  # connectors (issue #4)
+async def _connector_run(world: World) -> str:
+    from tests.connectors.factories import make_run
+    return await make_run(world)

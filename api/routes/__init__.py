@@ -1,6 +1,11 @@
 """Every controller of the API, in one list the app factory mounts."""
 
 from api.routes.audit import HqAuditController, TenantAuditController
+from api.routes.collection_plan import (
+    HqCollectionPlanController,
+    TenantCollectionPlanController,
+)
+from api.routes.connectors import connector_routes
 from api.routes.consents import ConsentController
 from api.routes.customers import CustomerController
 from api.routes.events import IngestController
@@ -8,6 +13,7 @@ from api.routes.health import health_routes
 from api.routes.keys import HqKeyController, TenantKeyController
 from api.routes.model import HqModelController, TenantModelController
 from api.routes.oauth import HqOAuthClientController, TenantOAuthController, oauth_routes
+from api.routes.plugins import HqPluginController, TenantPluginController
 from api.routes.tenants import HqTenantController, TenantSelfController
 
 ROUTE_HANDLERS = [
@@ -21,4 +27,7 @@ ROUTE_HANDLERS = [
     TenantAuditController,
     HqModelController, TenantModelController, IngestController, CustomerController,
     ConsentController,
+    HqPluginController, TenantPluginController,
+    *connector_routes,
+    TenantCollectionPlanController, HqCollectionPlanController,
 ]

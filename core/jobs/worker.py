@@ -9,15 +9,19 @@ from arq.connections import RedisSettings
 from arq.worker import Worker
 
 from core.audit.jobs import purge_audit_log, schedule_audit_retention
+from core.connectors.jobs import run_connector, schedule_connector_syncs
 from core.db import Database
 from core.events.jobs import repoint_merged_events, run_import, sweep_customer_data
 from core.jobs.context import JobContext
 from core.oauth.jobs import purge_oauth_credentials, schedule_oauth_purge
 from core.settings import Settings
+from plugins.manager import load_plugins
 
 FUNCTIONS: list[Any] = [purge_audit_log, schedule_audit_retention]
 FUNCTIONS += [run_import, repoint_merged_events, sweep_customer_data]  # customer data (#3)
 CRON_JOBS = [cron(schedule_audit_retention, hour={3}, minute={15}, unique=True)]
+FUNCTIONS += [run_connector, schedule_connector_syncs]  # connectors (#4)
+CRON_JOBS.append(cron(schedule_connector_syncs, unique=True))  # pull syncs, every minute (#4)
 FUNCTIONS += [purge_oauth_credentials, schedule_oauth_purge]  # OAuth (#8)
 CRON_JOBS.append(cron(schedule_oauth_purge, hour={3}, minute={45}, unique=True))  # (#8)
 CRON_JOBS.append(cron(sweep_customer_data, minute=set(range(0, 60, 5)), unique=True))  # (#3)
@@ -27,6 +31,7 @@ def build_worker(settings: Settings, *, burst: bool = False, **overrides: Any) -
     async def startup(ctx: JobContext) -> None:
         ctx["settings"] = settings
         ctx["db"] = await Database.connect(settings)
+        ctx["plugins"] = load_plugins()  # type: ignore[typeddict-unknown-key]  # plugin manager
 
     async def shutdown(ctx: JobContext) -> None:
         if "db" in ctx:

@@ -1,0 +1,1 @@
+"""The collection plan: what data each tenant collects, from which sources, how well."""

@@ -1,0 +1,160 @@
+"""From source records to the core model, through the customer-data ingestion services.
+
+Connectors never write customer data themselves: a batch of mapped rows becomes one
+`identify` call (identifiers + traits) and one `ingest_events` call, the same set-based
+entry points the API uses, so identity resolution, survivorship, the tracking plan and
+idempotency behave identically whatever the source. A row is accepted when every part of
+it is; otherwise it is rejected with the first reason and field, against its line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from core.connectors.mapping import Mapper, Mapping, RowError
+from core.connectors.schemas import Reject
+from core.consents.schemas import ConsentChange, ConsentChanges
+from core.consents.service import set_consents
+from core.db import Database
+from core.errors import RelaisError
+from core.events import service as events
+from core.events.schemas import EventIn, IdentifyIn, ItemResult
+from core.model.service import DataConfig
+from plugins.connectors import SourceRecord
+from plugins.manager import PluginManager
+from plugins.types import IngestedEvent
+from tenants.context import TenantContext
+
+
+def build_mapper(mapping: Mapping, config: DataConfig, ctx: TenantContext,
+                 source: str) -> Mapper:
+    return Mapper(
+        mapping,
+        field_types={name: f.type for name, f in config.fields.items()},
+        event_properties={name: {p: spec.type for p, spec in props.items()}
+                          for name, props in config.event_types.items()},
+        timezone=ctx.timezone, source=source)
+
+
+@dataclass
+class Outcome:
+    read: int = 0
+    accepted: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
+
+
+def _rejected(result: ItemResult, prefix: str) -> tuple[str, str | None]:
+    # The services name fields `items[i].x`: the row is known by its line, keep `x`.
+    where = result.field or ""
+    if where.startswith("items["):
+        where = where.partition("]")[2].lstrip(".")
+    return result.reason or result.status, f"{prefix}{where}" if where else prefix or None
+
+
+@dataclass
+class Ingester:
+    """Ingests batches for one connector run. `enabled` names the tenant's enabled
+    plugins, for the `event_ingested` reaction."""
+
+    db: Database
+    ctx: TenantContext
+    mapper: Mapper
+    source: str
+    plugins: PluginManager | None = None
+    enabled: Sequence[str] = ()
+
+    async def ingest(self, records: Sequence[SourceRecord]) -> Outcome:
+        outcome = Outcome(read=len(records))
+        rows: list[tuple[int, Any]] = []  # (line, Mapped)
+        for record in records:
+            if record.data is None:
+                outcome.rejects.append(Reject(line=record.line, reason=record.error or
+                                              "unreadable record"))
+                continue
+            try:
+                rows.append((record.line, self.mapper.map(record.data)))
+            except RowError as exc:
+                outcome.rejects.append(Reject(line=record.line, reason=exc.reason,
+                                              field=exc.field))
+        failed: dict[int, Reject] = {}
+        identify_items, identify_lines = [], []
+        event_items, event_lines = [], []
+        for line, mapped in rows:
+            try:
+                if mapped.traits or mapped.event is None:
+                    identify_items.append(msgspec.convert(
+                        {"identifiers": mapped.identifiers, "traits": mapped.traits},
+                        IdentifyIn))
+                    identify_lines.append(line)
+                if mapped.event is not None:
+                    event_items.append(msgspec.convert(mapped.event, EventIn))
+                    event_lines.append(line)
+            except msgspec.ValidationError as exc:
+                failed[line] = Reject(line=line, reason=str(exc), field="mapping")
+        customer_of: dict[int, Any] = {}
+        if identify_items:
+            results = await events.identify(self.db, self.ctx, identify_items,
+                                            source=self.source)
+            for line, result in zip(identify_lines, results, strict=True):
+                if result.status == "rejected":
+                    reason, where = _rejected(result, "")
+                    failed.setdefault(line, Reject(line=line, reason=reason, field=where))
+                elif result.customer_id is not None:
+                    customer_of[line] = result.customer_id
+        if event_items:
+            results = await events.ingest_events(self.db, self.ctx, event_items,
+                                                 source=self.source)
+            accepted: list[IngestedEvent] = []
+            for line, item, result in zip(event_lines, event_items, results, strict=True):
+                if result.status in ("rejected", "quarantined"):
+                    reason, where = _rejected(result, "event.")
+                    if result.status == "quarantined":
+                        reason = f"quarantined by the tenant's tracking-plan policy: {reason}"
+                    failed.setdefault(line, Reject(line=line, reason=reason, field=where))
+                elif result.customer_id is not None:
+                    customer_of.setdefault(line, result.customer_id)
+                    if result.status == "accepted":
+                        accepted.append(IngestedEvent(
+                            message_id=item.message_id, customer_id=result.customer_id,
+                            type=item.type, occurred_at=item.occurred_at or datetime.now(UTC),
+                            source=self.source, properties=item.properties))
+            if accepted and self.plugins is not None:
+                await self.plugins.event_ingested(self.ctx.tenant_id, accepted, self.enabled)
+        await self._consents(rows, customer_of, failed)
+        outcome.rejects.extend(failed.values())
+        outcome.rejects.sort(key=lambda r: r.line)
+        outcome.accepted = len(rows) - len(failed)
+        return outcome
+
+    async def _consents(self, rows: list[tuple[int, Any]], customer_of: dict[int, Any],
+                        failed: dict[int, Reject]) -> None:
+        """Consents go through the consent service (history, proof, recency rule), one call
+        per customer with every change of the batch for that customer."""
+        changes: dict[Any, list[tuple[int, ConsentChange]]] = {}
+        for line, mapped in rows:
+            if not mapped.consents or line in failed or line not in customer_of:
+                continue
+            for consent in mapped.consents:
+                change = ConsentChange(
+                    channel=consent["channel"], purpose=consent["purpose"],
+                    status=consent["status"], legal_basis=consent["legal_basis"],
+                    source=self.source,
+                    proof=consent["proof"] or f"{self.source} import, line {line}")
+                changes.setdefault(customer_of[line], []).append((line, change))
+        for customer_id, items in changes.items():
+            try:
+                await set_consents(self.db, self.ctx, customer_id,
+                                   ConsentChanges(items=[c for _, c in items]))
+            except RelaisError as exc:
+                for line, _ in items:
+                    failed.setdefault(line, Reject(line=line, reason=exc.detail,
+                                                   field="consents"))

@@ -1,0 +1,1 @@
+"""Per-tenant plugin configuration under HQ governance, with secrets encrypted at rest."""
