@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -20,6 +20,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from api.deps import Ctx, CursorParam, Db, LimitParam
 from core.errors import InvalidInput, PayloadTooLarge
 from core.events import imports, service
+from core.events.prepare import decode_batch, error_location
 from core.events.schemas import (
     MAX_BATCH_BYTES,
     MAX_BATCH_ITEMS,
@@ -30,7 +31,6 @@ from core.events.schemas import (
     ImportJob,
     ItemResult,
     QuarantinedEvent,
-    RawBatch,
     StoredEvent,
 )
 from core.pagination import DEFAULT_LIMIT, Page
@@ -65,18 +65,17 @@ def _raw_batch_operation(item_schema: str) -> type[Operation]:
     return RawBatchOperation
 
 
-async def _batch_items(request: Request) -> list[msgspec.Raw]:
+async def _batch_items(request: Request, item_type: type) -> list[Any]:
     body = await request.body()  # bounded by the route's request_max_body_size (413)
     try:
-        batch = msgspec.json.decode(body, type=RawBatch)
+        items = decode_batch(body, item_type)
     except msgspec.ValidationError as err:
-        message, _, location = str(err).partition(" - at `")
-        raise InvalidInput(message, field=location.rstrip("`").removeprefix("$.") or "body"
-                           ) from None
+        message, field = error_location(err)
+        raise InvalidInput(message, field=field or "body") from None
     except msgspec.DecodeError as err:
         raise HTTPException(status_code=400, detail=f"JSON decode error: {err}") from None
-    _check_batch(len(batch.items))
-    return batch.items
+    _check_batch(len(items))
+    return items
 
 
 def _check_batch(count: int) -> None:
@@ -103,8 +102,8 @@ class IngestController(Controller):
           summary="Upsert up to 1,000 profiles; one result per item")
     async def identify_batch(self, request: Request, db: Db, ctx: Ctx,
                              source: SourceParam = "api") -> BatchResult:
-        items = await _batch_items(request)
-        return BatchResult.of(await service.identify_raw(db, ctx, items, source=source))
+        items = await _batch_items(request, IdentifyIn)
+        return BatchResult.of(await service.identify(db, ctx, items, source=source))
 
     @post("/events", opt={"scope": "events:write"}, status_code=200,
           summary="Ingest one event (idempotent by message_id)")
@@ -118,8 +117,8 @@ class IngestController(Controller):
           summary="Ingest up to 1,000 events / 1 MB; one result per item")
     async def track_batch(self, request: Request, db: Db, ctx: Ctx,
                           source: SourceParam = "api") -> BatchResult:
-        items = await _batch_items(request)
-        return BatchResult.of(await service.ingest_raw_events(db, ctx, items, source=source))
+        items = await _batch_items(request, EventIn)
+        return BatchResult.of(await service.ingest_events(db, ctx, items, source=source))
 
     @get("/events/quarantine", opt={"scope": "events:read"},
          summary="Events held back by the tracking plan, with reasons (newest first)")

@@ -18,6 +18,7 @@ from core.db import Connection, Database
 from core.errors import InvalidInput, NotFound
 from core.identity.normalise import IDENTIFIER_KINDS, InvalidIdentifier, normalise_identifier
 from core.identity.survivorship import PROFILE_COLUMNS
+from core.messaging.service import TIMELINE_BRANCH as MESSAGE_BRANCH  # contact history (#6)
 from core.pagination import Page, check_limit, decode_cursor, page_of
 from tenants.context import TenantContext
 
@@ -126,6 +127,7 @@ _TIMELINE_BRANCHES = {
                 from customer_merges
                 where survivor_id = any($1::uuid[]) or merged_id = any($1::uuid[])""",
 }
+_TIMELINE_BRANCHES["message"] = MESSAGE_BRANCH  # the messages table (issue #6)
 
 
 async def timeline(db: Database, ctx: TenantContext, customer_id: uuid.UUID, *,

@@ -5,12 +5,20 @@ tracking plan, traits, timestamps. Each item becomes a resolution `Record` or a 
 from __future__ import annotations
 
 import functools
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
-from core.events.schemas import EventIn, Identifiers, IdentifyIn, ItemResult
+from core.events.schemas import (
+    MAX_BATCH_ITEMS,
+    EventIn,
+    Identifiers,
+    IdentifyIn,
+    ItemResult,
+    RawBatch,
+)
 from core.identity.normalise import InvalidIdentifier, is_blocked, normalise_identifier
 from core.identity.resolve import Key, Record, sort_ids
 from core.model.service import DataConfig
@@ -33,6 +41,44 @@ class Rejected(Exception):
         self.field = field
 
 
+class _Events(msgspec.Struct):
+    items: list[EventIn]
+
+
+class _Identifies(msgspec.Struct):
+    items: list[IdentifyIn]
+
+
+_TYPED: dict[type, type] = {EventIn: _Events, IdentifyIn: _Identifies}
+
+
+def decode_batch(body: bytes, type_: type) -> list[Any]:
+    """A batch body as items of `type_`, a rejected `ItemResult` standing for each item
+    that does not decode. One typed decode when the whole batch is well-formed (the
+    common case, and much cheaper); item by item otherwise.
+    Raises msgspec errors for a body that is not a batch at all."""
+    try:
+        return msgspec.json.decode(body, type=_TYPED[type_]).items
+    except msgspec.ValidationError:
+        raws = msgspec.json.decode(body, type=RawBatch).items
+    if len(raws) > MAX_BATCH_ITEMS:  # let the caller report the size, not item errors
+        return raws
+    return decode_items(raws, type_)
+
+
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
+def error_location(err: msgspec.ValidationError) -> tuple[str, str | None]:
+    """msgspec's message and the dotted path it names (`$.a[0].b` -> `a[0].b`); for an
+    unknown field, the path of that field."""
+    message, _, location = str(err).partition(" - at `")
+    field = location.rstrip("`").removeprefix("$").lstrip(".") or None
+    if unknown := _UNKNOWN_FIELD.search(message):
+        field = f"{field}.{unknown.group(1)}" if field else unknown.group(1)
+    return message, field
+
+
 def decode_items(raws: list[msgspec.Raw], type_: type) -> list[Any]:
     """Each raw item as `type_`, or a rejected `ItemResult` naming the bad field."""
     decoder = msgspec.json.Decoder(type_)
@@ -41,8 +87,7 @@ def decode_items(raws: list[msgspec.Raw], type_: type) -> list[Any]:
         try:
             out.append(decoder.decode(raw))
         except msgspec.ValidationError as err:
-            message, _, location = str(err).partition(" - at `")
-            field = location.rstrip("`").removeprefix("$").lstrip(".") or None
+            message, field = error_location(err)
             out.append(ItemResult(index=i, status="rejected", reason=message,
                                   field=f"items[{i}]" + (f".{field}" if field else "")))
     return out
@@ -60,27 +105,57 @@ def _normalised(kind: str, value: str, region: str,
     return None if is_blocked(kind, normalised, extra) else normalised
 
 
+_KEYS_CACHE: dict[tuple, list[Key] | Rejected] = {}
+_KEYS_CACHE_SIZE = 100_000
+
+
+def cached_identifier_keys(ids: Identifiers | None, config: DataConfig,
+                           region: str) -> list[Key]:
+    """`identifier_keys`, memoised per identifiers value: the same customers come back
+    batch after batch. The result must not be mutated."""
+    try:
+        key = (ids, region, config.identity_key)
+        found = _KEYS_CACHE.get(key)
+    except TypeError:  # `external` is a dict: not hashable, not cached
+        return identifier_keys(ids, config, region)
+    if found is None:
+        try:
+            found = identifier_keys(ids, config, region)
+        except Rejected as err:
+            found = err
+        if len(_KEYS_CACHE) >= _KEYS_CACHE_SIZE:
+            _KEYS_CACHE.clear()
+        _KEYS_CACHE[key] = found
+    if found.__class__ is Rejected:
+        raise found  # type: ignore[misc]
+    return found  # type: ignore[return-value]
+
+
 def identifier_keys(ids: Identifiers | None, config: DataConfig, region: str) -> list[Key]:
     """Usable (kind, normalised value) pairs, highest priority first; blocked values are
     dropped silently (they never merge), invalid ones reject the item."""
     if ids is None:
         return []
-    pairs: list[tuple[str, str, str]] = []
+    keys: list[Key] = []
+    blocked = config.blocked_tuples
     for kind in _SIMPLE_KINDS:
         value = getattr(ids, kind)
-        if value is not None:
-            pairs.append((kind, value, f"identifiers.{kind}"))
-    for source, value in (ids.external or {}).items():
-        pairs.append(("external", f"{source}:{value}", f"identifiers.external.{source}"))
-    keys: list[Key] = []
-    for kind, value, field in pairs:
-        extra = tuple(config.rules.blocked.get(kind, ()))
-        result = _normalised(kind, value, region, extra)
-        if isinstance(result, Rejected):
-            raise Rejected(result.reason, field)
-        if result is not None and (kind, result) not in keys:
-            keys.append((kind, result))
-    return sort_ids(config.rules, keys)
+        if value is None:
+            continue
+        result = _normalised(kind, value, region, blocked.get(kind, ()))
+        if result.__class__ is Rejected:
+            raise Rejected(result.reason, f"identifiers.{kind}")  # type: ignore[union-attr]
+        if result is not None:
+            keys.append((kind, result))  # type: ignore[arg-type]
+    if ids.external:
+        for source, value in ids.external.items():
+            result = _normalised("external", f"{source}:{value}", region,
+                                 blocked.get("external", ()))
+            if isinstance(result, Rejected):
+                raise Rejected(result.reason, f"identifiers.external.{source}")
+            if result is not None and ("external", result) not in keys:
+                keys.append(("external", result))
+    return keys if len(keys) < 2 else sort_ids(config.rules, keys)
 
 
 def check_time(value: datetime | None, now: datetime, config: DataConfig, field: str) -> datetime:
@@ -97,11 +172,26 @@ def check_time(value: datetime | None, now: datetime, config: DataConfig, field:
 
 
 def prepare_event(i: int, item: EventIn, config: DataConfig, region: str,
-                  now: datetime) -> tuple[Record, str] | ItemResult | tuple[None, list[Problem]]:
-    """A record and its JSON properties; a rejected result; or (None, problems) when the
-    event is only fit for quarantine."""
+                  now: datetime) -> Record | ItemResult | list[Problem]:
+    """A record (carrying its event); a rejected result; or the problems that send the
+    event to quarantine."""
+    # The hot path first: a known type with valid properties, known identifiers, a time
+    # with an offset inside the tolerance.
+    check = config.property_checks.get(item.type)
+    occurred_at = item.occurred_at
+    if (check is not None and check(item.properties) and item.customer_id is None
+            and occurred_at is not None and occurred_at.tzinfo is not None
+            and OLDEST <= occurred_at <= now + config.tolerance):
+        try:
+            keys = cached_identifier_keys(item.identifiers, config, region)
+        except Rejected:
+            keys = []
+        if keys:
+            return Record(index=i, ids=keys, seen_at=occurred_at, message_id=item.message_id,
+                          event_type=item.type,
+                          properties=msgspec.json.encode(item.properties).decode())
     try:
-        keys = identifier_keys(item.identifiers, config, region)
+        keys = cached_identifier_keys(item.identifiers, config, region)
         if not keys and item.customer_id is None:
             raise Rejected("no usable identifier: give at least one valid, non-placeholder "
                            "identifier or a customer_id", "identifiers")
@@ -123,9 +213,10 @@ def prepare_event(i: int, item: EventIn, config: DataConfig, region: str,
             return ItemResult(index=i, status="rejected", field=f"items[{i}].{field}",
                               reason="; ".join(f"{p.field} {p.reason}" if specs else p.reason
                                                for p in problems))
-        return None, problems
-    record = Record(index=i, ids=keys, seen_at=occurred_at, customer_id=item.customer_id)
-    return record, msgspec.json.encode(item.properties).decode()
+        return problems
+    return Record(index=i, ids=keys, seen_at=occurred_at, customer_id=item.customer_id,
+                  message_id=item.message_id, event_type=item.type,
+                  properties=msgspec.json.encode(item.properties).decode())
 
 
 def prepare_identify(i: int, item: IdentifyIn, config: DataConfig, region: str,
@@ -137,7 +228,7 @@ def prepare_identify(i: int, item: IdentifyIn, config: DataConfig, region: str,
         if promoted:  # email / phone traits are identifiers too
             ids = msgspec.structs.replace(ids, **{k: getattr(ids, k) or v
                                                   for k, v in promoted.items()})
-        keys = identifier_keys(ids, config, region)
+        keys = cached_identifier_keys(ids, config, region)
         if not keys:
             raise Rejected("no usable identifier: give at least one valid, non-placeholder "
                            "identifier", "identifiers")
@@ -159,4 +250,8 @@ def prepare_identify(i: int, item: IdentifyIn, config: DataConfig, region: str,
     except Rejected as err:
         return ItemResult(index=i, status="rejected", reason=err.reason,
                           field=f"items[{i}].{err.field}" if err.field else f"items[{i}]")
-    return Record(index=i, ids=keys, seen_at=seen_at, traits=traits)
+    record = Record(index=i, ids=keys, seen_at=seen_at, traits=traits)
+    if item.message_id:
+        record.message_id, record.event_type = item.message_id, "identify"
+        record.properties = msgspec.json.encode({"fields": sorted(item.traits)}).decode()
+    return record

@@ -11,7 +11,6 @@ conflicts, which also holds for concurrent replays (the second waits for the fir
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -35,47 +34,44 @@ from core.model.service import DataConfig, load_data_config
 from core.pagination import Page, check_limit, decode_cursor, page_of
 from tenants.context import TenantContext
 
-_Row = tuple[str, uuid.UUID, str, datetime, str]  # message_id, customer, type, time, props
-
 
 async def ingest_events(db: Database, ctx: TenantContext, items: Sequence[EventIn | ItemResult],
                         *, source: str) -> list[ItemResult]:
     """One result per item, in order. Items already rejected by the caller (an
     `ItemResult`, e.g. a body that did not decode) pass through unchanged."""
     now = datetime.now(UTC)
-    results: dict[int, ItemResult] = {}
+    results: list[ItemResult | None] = [None] * len(items)
     records: list[Record] = []
-    rows: dict[int, tuple[str, str, str]] = {}  # index -> (message_id, type, props json)
     quarantine: list[tuple[int, EventIn, list]] = []
     seen_ids: set[str] = set()
     async with db.tenant_tx(ctx) as conn:
         await lock_shared(conn, ctx)
         config = await load_data_config(conn, ctx)
+        region = ctx.country
         for i, item in enumerate(items):
-            if isinstance(item, ItemResult):
-                results[i] = item
+            if item.__class__ is ItemResult:
+                results[i] = item  # type: ignore[assignment]
                 continue
             if item.message_id in seen_ids:
                 results[i] = ItemResult(index=i, status="duplicate",
                                         reason="message_id repeated in this batch")
                 continue
             seen_ids.add(item.message_id)
-            prepared = prepare_event(i, item, config, ctx.country, now)
-            if isinstance(prepared, ItemResult):
-                results[i] = prepared
-            elif prepared[0] is None:
-                quarantine.append((i, item, prepared[1]))
+            prepared = prepare_event(i, item, config, region, now)  # type: ignore[arg-type]
+            if prepared.__class__ is Record:
+                records.append(prepared)  # type: ignore[arg-type]
+            elif prepared.__class__ is ItemResult:
+                results[i] = prepared  # type: ignore[assignment]
             else:
-                records.append(prepared[0])
-                rows[i] = (item.message_id, item.type, prepared[1])
+                quarantine.append((i, item, prepared))  # type: ignore[arg-type]
         await resolve_fast(conn, ctx, config, records, source)
-        fast = [r for r in records if not r.slow and not r.error]
-        await _insert_events(conn, ctx, config, fast, rows, results, source)
+        await _insert_events(conn, ctx, config, [r for r in records if not r.slow
+                                                 and r.error is None], results, source)
         await _quarantine(conn, ctx, quarantine, results, source)
         _errors(records, results)
         await _audit(conn, ctx, "events.ingested", source, results, len(items))
-    await _slow_path(db, ctx, config, [r for r in records if r.slow], rows, results, source)
-    return [results[i] for i in range(len(items))]
+    await _slow_path(db, ctx, config, [r for r in records if r.slow], results, source)
+    return results  # type: ignore[return-value]
 
 
 async def identify(db: Database, ctx: TenantContext, items: Sequence[IdentifyIn | ItemResult],
@@ -83,9 +79,8 @@ async def identify(db: Database, ctx: TenantContext, items: Sequence[IdentifyIn 
     """Upsert profiles by identifiers and traits. With a `message_id`, a call is
     idempotent (a replay is reported as duplicate) and shows in the timeline."""
     now = datetime.now(UTC)
-    results: dict[int, ItemResult] = {}
+    results: list[ItemResult | None] = [None] * len(items)
     records: list[Record] = []
-    rows: dict[int, tuple[str, str, str]] = {}
     async with db.tenant_tx(ctx) as conn:
         await lock_shared(conn, ctx)
         config = await load_data_config(conn, ctx)
@@ -96,19 +91,15 @@ async def identify(db: Database, ctx: TenantContext, items: Sequence[IdentifyIn 
             prepared = prepare_identify(i, item, config, ctx.country, now)
             if isinstance(prepared, ItemResult):
                 results[i] = prepared
-                continue
-            records.append(prepared)
-            if item.message_id:
-                fields = sorted(item.traits)
-                rows[i] = (item.message_id, "identify",
-                           msgspec.json.encode({"fields": fields}).decode())
+            else:
+                records.append(prepared)
         await resolve_fast(conn, ctx, config, records, source)
-        fast = [r for r in records if not r.slow and not r.error]
-        await _insert_events(conn, ctx, config, fast, rows, results, source)
+        await _insert_events(conn, ctx, config, [r for r in records if not r.slow
+                                                 and r.error is None], results, source)
         _errors(records, results)
         await _audit(conn, ctx, "customers.identified", source, results, len(items))
-    await _slow_path(db, ctx, config, [r for r in records if r.slow], rows, results, source)
-    return [results[i] for i in range(len(items))]
+    await _slow_path(db, ctx, config, [r for r in records if r.slow], results, source)
+    return results  # type: ignore[return-value]
 
 
 async def ingest_raw_events(db: Database, ctx: TenantContext, raws: list[msgspec.Raw], *,
@@ -121,12 +112,7 @@ async def identify_raw(db: Database, ctx: TenantContext, raws: list[msgspec.Raw]
     return await identify(db, ctx, decode_items(raws, IdentifyIn), source=source)
 
 
-def _accepted(r: Record) -> ItemResult:
-    return ItemResult(index=r.index, status="accepted", customer_id=r.resolved,
-                      reason="; ".join(r.notes) or None)
-
-
-def _errors(records: list[Record], results: dict[int, ItemResult]) -> None:
+def _errors(records: list[Record], results: list[ItemResult | None]) -> None:
     for r in records:
         if r.error:
             reason, field = r.error
@@ -135,41 +121,50 @@ def _errors(records: list[Record], results: dict[int, ItemResult]) -> None:
 
 
 async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfig,
-                         records: list[Record], rows: dict[int, tuple[str, str, str]],
-                         results: dict[int, ItemResult], source: str) -> None:
-    with_event = [r for r in records if r.index in rows]
+                         records: list[Record], results: list[ItemResult | None],
+                         source: str) -> None:
+    """Store the events of resolved records; every record gets its result."""
+    with_event = [r for r in records if r.message_id is not None]
+    stored: set[str] | None = None
+    if with_event:
+        row = await conn.fetchrow(
+            """with stored as (
+                 insert into events (tenant_id, message_id, customer_id, type, occurred_at,
+                                     properties, source)
+                 select $1, u.m, u.c, u.t, u.o, u.p::jsonb, $2
+                 from unnest($3::text[], $4::uuid[], $5::text[], $6::timestamptz[], $7::text[])
+                      as u(m, c, t, o, p)
+                 order by u.m
+                 on conflict (tenant_id, message_id) do nothing
+                 returning message_id)
+               select count(*), case when count(*) < $8 then array_agg(message_id) end
+               from stored""",
+            ctx.tenant_id, source, [r.message_id for r in with_event],
+            [r.resolved for r in with_event], [r.event_type for r in with_event],
+            [r.seen_at for r in with_event], [r.properties for r in with_event],
+            len(with_event))
+        if row[0] < len(with_event):  # some were replays: name them
+            stored = set(row[1] or ())
+        if config.has_quarantine and row[0]:
+            # A quarantined event sent again once the plan accepts it leaves the quarantine.
+            await conn.execute(
+                """delete from event_quarantine
+                   where tenant_id = $1 and message_id = any($2::text[])""",
+                ctx.tenant_id, [r.message_id for r in with_event])
     for r in records:
-        results[r.index] = _accepted(r)
-    if not with_event:
-        return
-    message_ids = [rows[r.index][0] for r in with_event]
-    inserted = await conn.fetch(
-        """insert into events (tenant_id, message_id, customer_id, type, occurred_at,
-                               properties, source)
-           select $1, u.m, u.c, u.t, u.o, u.p::jsonb, $2
-           from unnest($3::text[], $4::uuid[], $5::text[], $6::timestamptz[], $7::text[])
-                as u(m, c, t, o, p)
-           order by u.m
-           on conflict (tenant_id, message_id) do nothing
-           returning message_id""",
-        ctx.tenant_id, source, message_ids, [r.resolved for r in with_event],
-        [rows[r.index][1] for r in with_event], [r.seen_at for r in with_event],
-        [rows[r.index][2] for r in with_event])
-    stored = {row[0] for row in inserted}
-    for r in with_event:
-        if rows[r.index][0] not in stored:
+        if stored is not None and r.message_id is not None and r.message_id not in stored:
             results[r.index] = ItemResult(index=r.index, status="duplicate",
                                           reason="message_id already ingested",
                                           customer_id=r.resolved)
-    if config.has_quarantine and stored:
-        # A quarantined event sent again once the plan accepts it leaves the quarantine.
-        await conn.execute(
-            "delete from event_quarantine where tenant_id = $1 and message_id = any($2::text[])",
-            ctx.tenant_id, list(stored))
+        else:
+            results[r.index] = ItemResult(index=r.index, status="accepted",
+                                          customer_id=r.resolved,
+                                          reason="; ".join(r.notes) if r.notes else None)
 
 
-async def _quarantine(conn: Connection, ctx: TenantContext, items: list[tuple[int, EventIn, list]],
-                      results: dict[int, ItemResult], source: str) -> None:
+async def _quarantine(conn: Connection, ctx: TenantContext,
+                      items: list[tuple[int, EventIn, list]],
+                      results: list[ItemResult | None], source: str) -> None:
     if not items:
         return
     payloads = [msgspec.json.encode(item).decode() for _, item, _ in items]
@@ -197,8 +192,7 @@ async def _quarantine(conn: Connection, ctx: TenantContext, items: list[tuple[in
 
 
 async def _slow_path(db: Database, ctx: TenantContext, config: DataConfig, slow: list[Record],
-                     rows: dict[int, tuple[str, str, str]], results: dict[int, ItemResult],
-                     source: str) -> None:
+                     results: list[ItemResult | None], source: str) -> None:
     if not slow:
         return
     async with db.tenant_tx(ctx) as conn:
@@ -211,15 +205,17 @@ async def _slow_path(db: Database, ctx: TenantContext, config: DataConfig, slow:
                 done.append(r)
             except InvalidInput as err:
                 r.error = (err.detail, err.field or "identifiers")
-        await _insert_events(conn, ctx, config, done, rows, results, source)
+        await _insert_events(conn, ctx, config, done, results, source)
         _errors(slow, results)
 
 
 async def _audit(conn: Connection, ctx: TenantContext, action: str, source: str,
-                 results: dict[int, ItemResult], total: int) -> None:
+                 results: list[ItemResult | None], total: int) -> None:
+    # Written before the slow path decides its records: those count as "pending" here.
     counts: dict[str, Any] = {"source": source, "items": total}
-    for r in results.values():
-        counts[r.status] = counts.get(r.status, 0) + 1
+    for r in results:
+        status = r.status if r is not None else "pending"
+        counts[status] = counts.get(status, 0) + 1
     await record(conn, ctx, action, "batch", None, counts)
 
 

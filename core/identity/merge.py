@@ -76,14 +76,14 @@ async def resolve_one(conn: Connection, ctx: TenantContext, config: DataConfig, 
         if owner == target:
             continue
         if status != "active":
-            r.notes.append(f"{key[0]} is demoted on another profile: not merged")
+            r.note(f"{key[0]} is demoted on another profile: not merged")
             continue
         ours, theirs = await _active_counts(conn, ctx, target), \
             await _active_counts(conn, ctx, owner)
         over = [k for k in set(ours) | set(theirs)
                 if (lim := limit_of(config.rules, k)) is not None and ours[k] + theirs[k] > lim]
         if over:
-            r.notes.append(f"profiles not merged through {key[0]}: a profile may hold at most "
+            r.note(f"profiles not merged through {key[0]}: a profile may hold at most "
                            f"{limit_of(config.rules, over[0])} {over[0]}")
             continue
         survivor = await merge_profiles(conn, ctx, config, target, owner,
@@ -124,7 +124,7 @@ async def _attach(conn: Connection, ctx: TenantContext, config: DataConfig, r: R
         lim = limit_of(config.rules, kind)
         if lim is not None and counts[kind] >= lim:
             statuses.append("demoted")
-            r.notes.append(DEMOTED_NOTE)
+            r.note(DEMOTED_NOTE)
         else:
             counts[kind] += 1
             statuses.append("active")

@@ -8,8 +8,11 @@ policies (unknown events, invalid properties, strict traits, future tolerance).
 
 from __future__ import annotations
 
+import functools
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -31,6 +34,7 @@ from core.model.schemas import (
     PropertySpec,
     TenantModel,
 )
+from core.model.validation import compile_properties
 from core.pagination import Page, check_limit, decode_cursor, page_of
 from tenants.context import HqContext, TenantContext
 
@@ -49,6 +53,26 @@ class DataConfig:
     hash_key: bytes
     has_suppressions: bool
     has_quarantine: bool
+
+    @functools.cached_property
+    def blocked_tuples(self) -> dict[str, tuple[str, ...]]:
+        """Per kind, the extra blocked values as a hashable key for normalisation caches."""
+        return {kind: tuple(values) for kind, values in self.rules.blocked.items()}
+
+    @functools.cached_property
+    def tolerance(self) -> timedelta:
+        return timedelta(seconds=self.settings.future_tolerance_seconds)
+
+    @functools.cached_property
+    def identity_key(self) -> tuple:
+        """Everything identifier normalisation depends on, hashable (cache key)."""
+        return (tuple(sorted(self.blocked_tuples.items())),
+                tuple(sorted((k, r.priority) for k, r in self.rules.kinds.items())))
+
+    @functools.cached_property
+    def property_checks(self) -> dict[str, Callable[[dict[str, Any]], bool]]:
+        """Per event type, a fast yes/no validity test (the detailed check runs on a no)."""
+        return {name: compile_properties(specs) for name, specs in self.event_types.items()}
 
 
 _CONFIG_SQL = """

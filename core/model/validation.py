@@ -5,6 +5,7 @@ problem rejects the item, quarantines it or fails the request."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -76,6 +77,40 @@ def check_properties(specs: dict[str, PropertySpec], properties: dict[str, Any])
         if reason:
             problems.append(Problem(name, reason))
     return problems
+
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "enum": (str,), "number": (int, float), "boolean": (bool,),
+    "object": (dict,), "array": (list,), "date": (str,), "datetime": (str,),
+}
+
+
+def compile_properties(specs: dict[str, PropertySpec]) -> Callable[[dict[str, Any]], bool]:
+    """A fast validity test for the hot path of ingestion: exact type checks and bounds
+    only; anything unusual answers False and `check_properties` explains why."""
+    plan = [(name, spec.required, _PY_TYPES[spec.type],
+             frozenset(spec.values) if spec.type == "enum" else None, spec.min, spec.max,
+             spec.type in ("date", "datetime"))
+            for name, spec in specs.items()]
+
+    def valid(properties: dict[str, Any]) -> bool:
+        for name, required, types, values, low, high, parsed in plan:
+            value = properties.get(name)
+            if value is None:
+                if required:
+                    return False
+                continue
+            if value.__class__ not in types:
+                return False
+            if values is not None and value not in values:
+                return False
+            if (low is not None and value < low) or (high is not None and value > high):
+                return False
+            if parsed and _property_problem(specs[name], value) is not None:
+                return False
+        return True
+
+    return valid
 
 
 def _property_problem(spec: PropertySpec, value: Any) -> str | None:

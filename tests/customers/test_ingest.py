@@ -52,7 +52,7 @@ async def test_event_batch_results_per_item_and_replays_are_duplicates(tenant):
     assert fields[4] == "items[4].message_id"
     # Replay: everything already stored is a duplicate, nothing is stored twice.
     again = (await tenant.post("/events:batch", {"items": items})).json()
-    assert [x["status"] for x in again["results"]][0] == "duplicate"
+    assert again["results"][0]["status"] == "duplicate"
     assert again["results"][6]["status"] == "duplicate"
     customer = body["results"][0]["customer_id"]
     timeline = (await tenant.get(f"/customers/{customer}/timeline")).json()

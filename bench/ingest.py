@@ -1,0 +1,228 @@
+"""Ingestion throughput over real HTTP, against a raw COPY baseline measured in the same run.
+
+1. identify: profiles upserted through `POST /identify:batch`, 30% of the items carrying an
+   identifier of a profile loaded earlier (so they resolve and update instead of creating);
+2. events: `POST /events:batch` (1,000 events a request), every event resolved to a profile
+   through its identifiers, idempotent by message_id (a replayed slice must come back as
+   duplicates and store nothing);
+3. baseline: asyncpg `COPY` of the same rows into the same `events` table (superuser: COPY
+   is not allowed under row-level security), no resolution, no idempotency.
+
+Prints events/s, identify items/s and the HTTP / COPY ratio. Goals: >= 20,000 events/s and
+>= 40% of COPY.
+
+    .venv/bin/python -m bench.ingest [--events 200000] [--profiles 20000] [--concurrency 4]
+
+Uses RELAIS_TEST_DATABASE_URL / RELAIS_TEST_REDIS_URL when set, else embedded servers, like
+the test suite; the app runs under uvicorn in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import msgspec
+
+from bench.oauth import ROOT, _free_port, _wait_ready
+from core.auth import service as keys
+from core.auth.schemas import ApiKeyCreate
+from core.bootstrap import dsn_for
+from core.db import Database
+from core.runtime import environment_for
+from tenants import service as tenants
+from tenants.context import HqContext
+from tenants.schemas import TenantCreate
+from tests.services import create_database, destroy_database, settings_for, start_services
+
+HQ = HqContext()
+BATCH = 1000
+_rng = random.Random(42)
+_EVENT_KINDS = [
+    ("trip_validated", lambda: {"line": f"L{_rng.randint(1, 40)}", "stop": "S12",
+                                "mode": _rng.choice(["bus", "tram", "metro"])}),
+    ("ticket_purchased", lambda: {"product": "single", "amount": 1.9, "currency": "EUR",
+                                  "channel": "app"}),
+    ("app_opened", lambda: {"app_version": "5.2.1", "platform": "android"}),
+    ("loyalty_points_earned", lambda: {"points": 10, "balance": 240}),
+]
+
+
+def _start_server(settings, port: int, workers: int) -> subprocess.Popen:
+    """The production entry point (`app_from_environment`) under uvicorn."""
+    env = environment_for(settings) | {"PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:app_from_environment", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--no-access-log", "--workers", str(workers)], env=env, cwd=ROOT)
+
+
+def _identify_items(profiles: int) -> list[list[dict]]:
+    """Batches of identify items; 30% reuse the app id of a profile of an earlier batch."""
+    items, fresh = [], 0
+    for i in range(profiles):
+        batch_start = (i // BATCH) * BATCH
+        if i >= BATCH and _rng.random() < 0.3:
+            known = _rng.randrange(0, min(fresh, batch_start))  # loaded by an earlier batch
+            items.append({"identifiers": {"app_user_id": f"app-{known}",
+                                          "email": f"client{known}.pro@laposte.net"},
+                          "traits": {"language": "fr", "postal_code": "69003"}})
+        else:
+            items.append({"identifiers": {"app_user_id": f"app-{fresh}"},
+                          "traits": {"first_name": "Camille", "country": "FR"}})
+            fresh += 1
+    return [items[i:i + BATCH] for i in range(0, len(items), BATCH)], fresh
+
+
+def _events(count: int, known: int) -> list[dict]:
+    now = datetime.now(UTC)
+    out = []
+    for i in range(count):
+        kind, props = _rng.choice(_EVENT_KINDS)
+        # 97% known app users, 3% first-time visitors (their event creates the profile).
+        who = (f"app-{_rng.randrange(known)}" if _rng.random() < 0.97
+               else f"new-{uuid.uuid4().hex[:12]}")
+        out.append({"message_id": f"evt-{i}", "type": kind,
+                    "identifiers": {"app_user_id": who},
+                    "occurred_at": (now - timedelta(minutes=_rng.randrange(100_000))).isoformat(),
+                    "properties": props()})
+    return out
+
+
+async def _post_all(http: httpx.AsyncClient, path: str, bodies: list[bytes], headers: dict,
+                    concurrency: int) -> tuple[float, dict[str, int]]:
+    queue = list(enumerate(bodies))
+    totals: dict[str, int] = {}
+    decoder = msgspec.json.Decoder()
+
+    async def worker() -> None:
+        while queue:
+            _, body = queue.pop(0)
+            r = await http.post(path, content=body, headers=headers)
+            if r.status_code != 200:
+                raise RuntimeError(f"{path}: {r.status_code} {r.text[:300]}")
+            result = decoder.decode(r.content)
+            for k in ("accepted", "duplicates", "rejected", "quarantined"):
+                totals[k] = totals.get(k, 0) + result[k]
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, totals
+
+
+async def _copy_baseline(superuser_dsn: str, tenant_id: str, events: list[dict],
+                         customers: list[uuid.UUID]) -> float:
+    records = [(tenant_id, f"copy-{e['message_id']}", _rng.choice(customers), e["type"],
+                datetime.fromisoformat(e["occurred_at"]),
+                msgspec.json.encode(e["properties"]).decode(), "bench")
+               for e in events]
+    conn = await asyncpg.connect(superuser_dsn)
+    try:
+        started = time.perf_counter()
+        await conn.copy_records_to_table(
+            "events", records=records,
+            columns=["tenant_id", "message_id", "customer_id", "type", "occurred_at",
+                     "properties", "source"])
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+async def run(events: int, profiles: int, concurrency: int, workers: int) -> dict[str, float]:
+    services = await create_database(start_services())
+    port = _free_port()
+    settings = settings_for(services, host="127.0.0.1", port=port, log_level="WARNING",
+                            rate_limit_per_minute=1_000_000_000, db_pool_max=8)
+    db = await Database.connect(settings)
+    server = None
+    try:
+        for tenant_id in ("bench", "bench-copy"):
+            await tenants.create_tenant(db, HQ, TenantCreate(
+                id=tenant_id, name="Bench network", country="FR", timezone="Europe/Paris",
+                default_locale="fr-FR"))
+        ctx = await tenants.tenant_context(db, "bench", HQ.actor)
+        key = (await keys.create_tenant_key(db, ctx, ApiKeyCreate(
+            name="bench", scopes=["events:write", "customers:write"]))).key
+        server = _start_server(settings, port, workers)
+        url = f"http://127.0.0.1:{port}"
+        await _wait_ready(url, server)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
+            identify_batches, fresh = _identify_items(profiles)
+            bodies = [msgspec.json.encode({"items": b}) for b in identify_batches]
+            took, totals = await _post_all(http, "/v1/tenants/bench/identify:batch", bodies,
+                                           headers, concurrency)
+            identify_rate = profiles / took
+            print(f"identify  {profiles:>8} items (30% overlapping) {took:6.2f} s "
+                  f"{identify_rate:>9,.0f} items/s   {totals}")
+
+            rows = _events(events, fresh)
+            bodies = [msgspec.json.encode({"items": rows[i:i + BATCH]})
+                      for i in range(0, len(rows), BATCH)]
+            # Warm-up outside the measure (connections, statement caches, code paths).
+            warm = [msgspec.json.encode({"items": [dict(r, message_id=f"warm-{i}-{j}")
+                                                   for j, r in enumerate(rows[:BATCH])]})
+                    for i in range(2)]
+            await _post_all(http, "/v1/tenants/bench/events:batch", warm, headers, 2)
+            took, totals = await _post_all(http, "/v1/tenants/bench/events:batch", bodies,
+                                           headers, concurrency)
+            http_rate = events / took
+            print(f"events    {events:>8} over HTTP, batches of {BATCH}, x{concurrency} "
+                  f"{took:6.2f} s {http_rate:>9,.0f} events/s   {totals}")
+            replay = bodies[:10]
+            _, again = await _post_all(http, "/v1/tenants/bench/events:batch", replay, headers,
+                                       concurrency)
+            print(f"replay    {len(replay) * BATCH:>8} events sent again: "
+                  f"{again.get('duplicates', 0)} duplicates, {again.get('accepted', 0)} stored")
+        async with db.tenant_tx(ctx) as conn:
+            stored = await conn.fetchval("select count(*) from events where type <> 'identify'")
+            customers = [r[0] for r in await conn.fetch("select id from customers limit 50000")]
+        superuser = dsn_for(services.admin_dsn, user=_user(services.admin_dsn),
+                            database=services.database)
+        copy_took = await _copy_baseline(superuser, "bench-copy", rows, customers)
+        copy_rate = events / copy_took
+        print(f"baseline  {events:>8} rows by asyncpg COPY          {copy_took:6.2f} s "
+              f"{copy_rate:>9,.0f} rows/s")
+        print(f"stored events: {stored} (expected {events + 2 * BATCH})")
+        ratio = http_rate / copy_rate
+        print(f"ratio HTTP ingestion / COPY: {ratio:.2f}  (goal >= 0.40)")
+        print(f"HTTP ingestion: {http_rate:,.0f} events/s  (goal >= 20,000)")
+        return {"events_per_s": http_rate, "copy_per_s": copy_rate, "ratio": ratio,
+                "identify_per_s": identify_rate}
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
+        await db.close()
+        await destroy_database(services)
+
+
+def _user(dsn: str) -> str:
+    from urllib.parse import urlsplit
+    return urlsplit(dsn).username or "postgres"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--profiles", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="uvicorn worker processes (default: one per core)")
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    asyncio.run(run(args.events, args.profiles, args.concurrency, args.workers))
+
+
+if __name__ == "__main__":
+    main()
