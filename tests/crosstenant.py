@@ -87,3 +87,16 @@ async def _connector(world: World) -> str:
 async def _connector_run(world: World) -> str:
     from tests.connectors.factories import make_run
     return await make_run(world)
+
+
+
+@factory("template_id")  # templates (issue #6)
+async def _template(world: World) -> str:
+    from tests.templates.factories import make_template
+    return await make_template(world)
+
+
+@factory("variant_id")  # templates (issue #6)
+async def _variant(world: World) -> str:
+    from tests.templates.factories import make_variant
+    return await make_variant(world)

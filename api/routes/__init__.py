@@ -13,6 +13,12 @@ from api.routes.health import health_routes
 from api.routes.keys import HqKeyController, TenantKeyController
 from api.routes.model import HqModelController, TenantModelController
 from api.routes.oauth import HqOAuthClientController, TenantOAuthController, oauth_routes
+from api.routes.templates import (  # templates (#6)
+    HqPartialController,
+    HqTemplateController,
+    TemplateSettingsController,
+    TenantTemplateController,
+)
 from api.routes.plugins import HqPluginController, TenantPluginController
 from api.routes.tenants import HqTenantController, TenantSelfController
 
@@ -27,6 +33,7 @@ ROUTE_HANDLERS = [
     TenantAuditController,
     HqModelController, TenantModelController, IngestController, CustomerController,
     ConsentController,
+    HqTemplateController, HqPartialController, TenantTemplateController, TemplateSettingsController,  # noqa: E501  templates (#6)
     HqPluginController, TenantPluginController,
     *connector_routes,
     TenantCollectionPlanController, HqCollectionPlanController,
