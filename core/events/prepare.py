@@ -215,6 +215,7 @@ def prepare_event(i: int, item: EventIn, config: DataConfig, region: str,
                                                for p in problems))
         return problems
     return Record(index=i, ids=keys, seen_at=occurred_at, customer_id=item.customer_id,
+                  timed=item.occurred_at is not None,
                   message_id=item.message_id, event_type=item.type,
                   properties=msgspec.json.encode(item.properties).decode())
 

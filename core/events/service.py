@@ -151,8 +151,14 @@ async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfi
                 """delete from event_quarantine
                    where tenant_id = $1 and message_id = any($2::text[])""",
                 ctx.tenant_id, [r.message_id for r in with_event])
+    conflicting = await _different_replays(conn, ctx, [
+        r for r in with_event if r.message_id not in stored]) if stored is not None else set()
     for r in records:
-        if stored is not None and r.message_id is not None and r.message_id not in stored:
+        if r.index in conflicting:
+            results[r.index] = ItemResult(
+                index=r.index, status="rejected", field=f"items[{r.index}].message_id",
+                reason="message_id already used by a different event (same key, other body)")
+        elif stored is not None and r.message_id is not None and r.message_id not in stored:
             results[r.index] = ItemResult(index=r.index, status="duplicate",
                                           reason="message_id already ingested",
                                           customer_id=r.resolved)
@@ -160,6 +166,30 @@ async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfi
             results[r.index] = ItemResult(index=r.index, status="accepted",
                                           customer_id=r.resolved,
                                           reason="; ".join(r.notes) if r.notes else None)
+
+
+async def _different_replays(conn: Connection, ctx: TenantContext,
+                             replays: list[Record]) -> set[int]:
+    """Indexes of replays whose body differs from the stored event (type, time or
+    properties): an idempotency key reused for something else is an error, not a replay.
+    Identify calls compare their type only (their traits may legitimately be re-sent)."""
+    if not replays:
+        return set()
+    rows = await conn.fetch(
+        """select message_id, type, occurred_at, properties from events
+           where tenant_id = $1 and message_id = any($2::text[])""",
+        ctx.tenant_id, [r.message_id for r in replays])
+    stored = {row["message_id"]: row for row in rows}
+    different = set()
+    for r in replays:
+        row = stored.get(r.message_id)  # type: ignore[arg-type]
+        if row is None:
+            continue  # stored by a concurrent replay still in flight: a duplicate
+        if row["type"] != r.event_type or (r.event_type != "identify" and (
+                (r.timed and row["occurred_at"] != r.seen_at)
+                or row["properties"] != msgspec.json.decode(r.properties or "{}"))):
+            different.add(r.index)
+    return different
 
 
 async def _quarantine(conn: Connection, ctx: TenantContext,

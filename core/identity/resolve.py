@@ -63,6 +63,7 @@ class Record(msgspec.Struct, gc=False):
     message_id: str | None = None
     event_type: str | None = None
     properties: str | None = None  # JSON text
+    timed: bool = True  # False when the time defaulted to "received now"
 
     def note(self, text: str) -> None:
         if self.notes is None:

@@ -70,3 +70,14 @@ async def test_concurrent_replays_store_once(tenant):
     assert sum(r["duplicates"] for r in results) == 150
     customers = {x["customer_id"] for r in results for x in r["results"]}
     assert len(customers) == 1
+
+
+async def test_a_replay_with_a_different_body_is_rejected(tenant):
+    event = {"message_id": unique("r"), "type": "nps_submitted",
+             "identifiers": {"app_user_id": unique("u")},
+             "occurred_at": "2026-02-01T10:00:00+01:00", "properties": {"score": 9}}
+    assert (await tenant.post("/events", event)).json()["status"] == "accepted"
+    same = dict(event, occurred_at="2026-02-01T09:00:00Z")  # same instant, other offset
+    assert (await tenant.post("/events", same)).json()["status"] == "duplicate"
+    r = await tenant.post("/events", dict(event, properties={"score": 2}))
+    assert r.status_code == 422 and r.json()["field"] == "message_id"
