@@ -34,6 +34,7 @@ import httpx
 import msgspec
 
 from bench.oauth import ROOT, _free_port, _wait_ready
+from core import embedded
 from core.auth import service as keys
 from core.auth.schemas import ApiKeyCreate
 from core.bootstrap import dsn_for
@@ -42,7 +43,13 @@ from core.runtime import environment_for
 from tenants import service as tenants
 from tenants.context import HqContext
 from tenants.schemas import TenantCreate
-from tests.services import create_database, destroy_database, settings_for, start_services
+from tests.services import (
+    TestServices,
+    create_database,
+    destroy_database,
+    settings_for,
+    start_services,
+)
 
 HQ = HqContext()
 BATCH = 1000
@@ -55,6 +62,21 @@ _EVENT_KINDS = [
     ("app_opened", lambda: {"app_version": "5.2.1", "platform": "android"}),
     ("loyalty_points_earned", lambda: {"points": 10, "balance": 240}),
 ]
+
+
+_handles: list[object] = []
+
+
+def _services() -> TestServices:
+    """RELAIS_TEST_* servers when set, else embedded ones of the bench's own (a test run on
+    the same machine must not share the database server being measured)."""
+    if os.environ.get("RELAIS_TEST_DATABASE_URL"):
+        return start_services()
+    pg = embedded.start_postgres(ROOT / ".relais" / "bench" / "pg")
+    redis = embedded.start_redis(ROOT / ".relais" / "bench" / "redis")
+    _handles.extend([pg, redis])
+    return TestServices(admin_dsn=embedded.superuser_dsn(pg), redis_url=redis.url,
+                        database=f"relais_bench_{uuid.uuid4().hex[:8]}")
 
 
 def _start_server(settings, port: int, workers: int) -> subprocess.Popen:
@@ -138,7 +160,7 @@ async def _copy_baseline(superuser_dsn: str, tenant_id: str, events: list[dict],
 
 
 async def run(events: int, profiles: int, concurrency: int, workers: int) -> dict[str, float]:
-    services = await create_database(start_services())
+    services = await create_database(_services())
     port = _free_port()
     settings = settings_for(services, host="127.0.0.1", port=port, log_level="WARNING",
                             rate_limit_per_minute=1_000_000_000, db_pool_max=8)

@@ -28,6 +28,7 @@ from core.events.schemas import (
     QuarantinedEvent,
     StoredEvent,
 )
+from core.identity.arrays import array_literal
 from core.identity.merge import resolve_one
 from core.identity.resolve import Record, lock_exclusive, lock_shared, resolve_fast
 from core.model.service import DataConfig, load_data_config
@@ -132,17 +133,18 @@ async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfi
                  insert into events (tenant_id, message_id, customer_id, type, occurred_at,
                                      properties, source)
                  select $1, u.m, u.c, u.t, u.o, u.p::jsonb, $2
-                 from unnest($3::text[], $4::uuid[], $5::text[], $6::timestamptz[], $7::text[])
-                      as u(m, c, t, o, p)
+                 from unnest($3::text::text[], $4::text::uuid[], $5::text::text[],
+                             $6::text::timestamptz[], $7::text::text[]) as u(m, c, t, o, p)
                  order by u.m
                  on conflict (tenant_id, message_id) do nothing
                  returning message_id)
                select count(*), case when count(*) < $8 then array_agg(message_id) end
                from stored""",
-            ctx.tenant_id, source, [r.message_id for r in with_event],
-            [r.resolved for r in with_event], [r.event_type for r in with_event],
-            [r.seen_at for r in with_event], [r.properties for r in with_event],
-            len(with_event))
+            ctx.tenant_id, source, array_literal([r.message_id for r in with_event]),
+            array_literal([r.resolved for r in with_event]),
+            array_literal([r.event_type for r in with_event]),
+            array_literal([r.seen_at for r in with_event]),
+            array_literal([r.properties for r in with_event]), len(with_event))
         if row[0] < len(with_event):  # some were replays: name them
             stored = set(row[1] or ())
         if config.has_quarantine and row[0]:

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from core.db import Connection
+from core.identity.arrays import array_literal
 from core.identity.normalise import hash_identifier
 from core.identity.rules import IdentityRules, limit_of, priority_of
 from core.identity.survivorship import (
@@ -93,9 +94,9 @@ async def lookup(conn: Connection, ctx: TenantContext, keys: list[Key]) -> dict[
     row = await conn.fetchrow(
         """select array_agg(i.kind), array_agg(i.value), array_agg(i.customer_id),
                   array_agg(i.status), array_agg(i.last_seen)
-           from unnest($2::text[], $3::text[]) as q(kind, value)
+           from unnest($2::text::text[], $3::text::text[]) as q(kind, value)
            join identifiers i on i.tenant_id = $1 and i.kind = q.kind and i.value = q.value""",
-        ctx.tenant_id, [k for k, _ in keys], [v for _, v in keys])
+        ctx.tenant_id, array_literal([k for k, _ in keys]), array_literal([v for _, v in keys]))
     if row[0] is None:
         return {}
     return {(kind, value): (cid, status, seen)
