@@ -65,6 +65,62 @@ _EVENT_KINDS = [
 
 
 _handles: list[object] = []
+_PG_DIR = ROOT / ".relais" / "bench" / "pg"
+
+
+def _tree_cpu(root_pid: int | None) -> float:
+    """CPU seconds used so far by a process and its descendants (Linux /proc)."""
+    if root_pid is None:
+        return 0.0
+    procs: dict[int, tuple[int, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        procs[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += procs.get(pid, (0, 0))[1]
+        stack += children.get(pid, [])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class _Cpu:
+    """CPU per row of the server, PostgreSQL (embedded only) and this client, so a run on a
+    busy machine still shows what each path costs."""
+
+    def __init__(self, server_pid: int | None, pg_pid: int | None) -> None:
+        self.pids = {"server": server_pid, "postgres": pg_pid}
+
+    def __enter__(self) -> _Cpu:
+        self.start = {k: _tree_cpu(p) for k, p in self.pids.items()}
+        self.client = time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.used = {k: _tree_cpu(p) - self.start[k] for k, p in self.pids.items()}
+        self.used["client"] = time.process_time() - self.client
+
+    def per_row(self, rows: int) -> str:
+        parts = [f"{k} {v / rows * 1e6:.1f}" for k, v in self.used.items()
+                 if self.pids.get(k, 1) is not None]
+        return f"CPU µs/row: {', '.join(parts)}, total {sum(self.used.values()) / rows * 1e6:.1f}"
+
+
+def _pg_pid() -> int | None:
+    if os.environ.get("RELAIS_TEST_DATABASE_URL"):
+        return None  # a shared server: its CPU is not ours alone
+    with open(_PG_DIR / "postmaster.pid") as f:
+        return int(f.readline())
 
 
 def _services() -> TestServices:
@@ -72,7 +128,7 @@ def _services() -> TestServices:
     the same machine must not share the database server being measured)."""
     if os.environ.get("RELAIS_TEST_DATABASE_URL"):
         return start_services()
-    pg = embedded.start_postgres(ROOT / ".relais" / "bench" / "pg")
+    pg = embedded.start_postgres(_PG_DIR)
     redis = embedded.start_redis(ROOT / ".relais" / "bench" / "redis")
     _handles.extend([pg, redis])
     return TestServices(admin_dsn=embedded.superuser_dsn(pg), redis_url=redis.url,
@@ -141,12 +197,16 @@ async def _post_all(http: httpx.AsyncClient, path: str, bodies: list[bytes], hea
     return time.perf_counter() - started, totals
 
 
-async def _copy_baseline(superuser_dsn: str, tenant_id: str, events: list[dict],
-                         customers: list[uuid.UUID]) -> float:
-    records = [(tenant_id, f"copy-{e['message_id']}", _rng.choice(customers), e["type"],
-                datetime.fromisoformat(e["occurred_at"]),
-                msgspec.json.encode(e["properties"]).decode(), "bench")
-               for e in events]
+def _copy_records(tenant_id: str, events: list[dict],
+                  customers: list[uuid.UUID]) -> list[tuple]:
+    return [(tenant_id, f"copy-{e['message_id']}", _rng.choice(customers), e["type"],
+             datetime.fromisoformat(e["occurred_at"]),
+             msgspec.json.encode(e["properties"]).decode(), "bench")
+            for e in events]
+
+
+async def _copy_baseline(superuser_dsn: str, records: list[tuple]) -> float:
+    """One COPY stream of the same rows into the same table (with its indexes)."""
     conn = await asyncpg.connect(superuser_dsn)
     try:
         started = time.perf_counter()
@@ -196,11 +256,13 @@ async def run(events: int, profiles: int, concurrency: int, workers: int) -> dic
                                                    for j, r in enumerate(rows[:BATCH])]})
                     for i in range(2)]
             await _post_all(http, "/v1/tenants/bench/events:batch", warm, headers, 2)
-            took, totals = await _post_all(http, "/v1/tenants/bench/events:batch", bodies,
-                                           headers, concurrency)
+            with _Cpu(server.pid, _pg_pid()) as http_cpu:
+                took, totals = await _post_all(http, "/v1/tenants/bench/events:batch", bodies,
+                                               headers, concurrency)
             http_rate = events / took
             print(f"events    {events:>8} over HTTP, batches of {BATCH}, x{concurrency} "
                   f"{took:6.2f} s {http_rate:>9,.0f} events/s   {totals}")
+            print(f"          {http_cpu.per_row(events)}")
             replay = bodies[:10]
             _, again = await _post_all(http, "/v1/tenants/bench/events:batch", replay, headers,
                                        concurrency)
@@ -211,10 +273,13 @@ async def run(events: int, profiles: int, concurrency: int, workers: int) -> dic
             customers = [r[0] for r in await conn.fetch("select id from customers limit 50000")]
         superuser = dsn_for(services.admin_dsn, user=_user(services.admin_dsn),
                             database=services.database)
-        copy_took = await _copy_baseline(superuser, "bench-copy", rows, customers)
+        records = _copy_records("bench-copy", rows, customers)
+        with _Cpu(None, _pg_pid()) as copy_cpu:
+            copy_took = await _copy_baseline(superuser, records)
         copy_rate = events / copy_took
         print(f"baseline  {events:>8} rows by asyncpg COPY          {copy_took:6.2f} s "
               f"{copy_rate:>9,.0f} rows/s")
+        print(f"          {copy_cpu.per_row(events)}")
         print(f"stored events: {stored} (expected {events + 2 * BATCH})")
         ratio = http_rate / copy_rate
         print(f"ratio HTTP ingestion / COPY: {ratio:.2f}  (goal >= 0.40)")

@@ -312,7 +312,7 @@ async def resolve_fast(conn: Connection, ctx: TenantContext, config: DataConfig,
                                     field_meta)
              select $1, c.* from unnest($7::uuid[], $8::text[], $9::text[], $10::text[],
                                         $11::text[], $12::text[], $13::text[], $14::date[],
-                                        $15::text[], $16::jsonb[], $17::jsonb[])
+                                        $15::text[], $16::text::jsonb[], $17::text::jsonb[])
                   as c(id, fn, ln, em, ph, la, co, bd, pc, at, fm)
              where c.id in (select customer_id from ins)
              returning id)
@@ -322,7 +322,7 @@ async def resolve_fast(conn: Connection, ctx: TenantContext, config: DataConfig,
         [c for _, c in ident_rows],
         ["demoted" if k in demote else "active" for k, _ in ident_rows],
         new_ids, *(columns[c] for c in PROFILE_COLUMNS),
-        [b[1] for b in built], [b[2] for b in built])
+        _json_array([b[1] for b in built]), _json_array([b[2] for b in built]))
     lost = set(plan.intended) - {(r[0], r[1]) for r in won}
     for r in pending if lost or demote else ():
         if r.error:
@@ -382,13 +382,13 @@ async def _apply_updates(conn: Connection, ctx: TenantContext, config: DataConfi
             f"""update customers c set {", ".join(f"{n} = u.{n}" for n in PROFILE_COLUMNS)},
                     attributes = u.attributes, field_meta = u.field_meta, updated_at = now()
                 from unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                            $7::text[], $8::text[], $9::date[], $10::text[], $11::jsonb[],
-                            $12::jsonb[])
+                            $7::text[], $8::text[], $9::date[], $10::text[],
+                            $11::text::jsonb[], $12::text::jsonb[])
                      as u(id, {", ".join(PROFILE_COLUMNS)}, attributes, field_meta)
                 where c.tenant_id = $1 and c.id = u.id""",
             ctx.tenant_id, [c[0] for c in changed_rows],
             *([c[1][n] for c in changed_rows] for n in PROFILE_COLUMNS),
-            [c[2] for c in changed_rows], [c[3] for c in changed_rows])
+            _json_array([c[2] for c in changed_rows]), _json_array([c[3] for c in changed_rows]))
 
 
 async def _touch_last_seen(conn: Connection, ctx: TenantContext, owners: dict[Key, tuple],
@@ -404,5 +404,6 @@ async def _touch_last_seen(conn: Connection, ctx: TenantContext, owners: dict[Ke
             ctx.tenant_id, [k for k, _ in stale], [v for _, v in stale])
 
 
-def encode_json(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
+def _json_array(documents: list[Any]) -> str:
+    """JSON documents as a jsonb[] literal (asyncpg would json.dumps each one)."""
+    return array_literal([msgspec.json.encode(d).decode() for d in documents])
