@@ -1,10 +1,11 @@
 """Dispatch: claim planned messages of one tenant and channel in batches, send them through
 the tenant's channel plugin, record the outcome. Never the same message twice:
 
-1. a claim moves a batch `planned → sending` under a lease and a fresh claim token, in
-   one statement with `for update skip locked` (concurrent workers take disjoint rows);
-2. right before each provider call the message id joins a Redis set named after the claim
-   token ("started"); the set exists (with a marker) before the claim commits;
+1. a claim locks a batch with `for update skip locked` (concurrent workers take disjoint
+   rows) and moves it `planned → sending` under a lease and a fresh claim token;
+2. before the provider calls of a small chunk (`mark_every`), its message ids join a Redis
+   set named after the claim token ("started"); the set exists (with a marker) before the
+   claim commits;
 3. outcomes are written back in small set-based flushes, guarded by the claim token;
 4. when a lease expires (the worker died), a recovery puts the messages that never started
    back to `planned`, and fails those that started with `outcome_unknown` instead of
@@ -39,7 +40,12 @@ from core.messaging.statuses import ADDRESS_KIND, suppress
 from core.messaging.tracking import Signer
 from core.plugin_config.secrets import SecretBox
 from core.settings import Settings
-from plugins.builtin.channels.base import ChannelError, ErrorCode, PermanentSendError
+from plugins.builtin.channels.base import (
+    ChannelError,
+    ChannelSender,
+    ErrorCode,
+    PermanentSendError,
+)
 from plugins.manager import PluginManager
 from plugins.types import MessageStatusChange
 from tenants.context import TenantContext
@@ -62,7 +68,8 @@ class Dispatcher:
     plugins: PluginManager
     batch_size: int = 500
     concurrency: int = 8
-    flush_every: int = 100
+    flush_every: int = 250
+    mark_every: int = 10
 
     @property
     def signer(self) -> Signer:
@@ -95,29 +102,43 @@ def backoff(attempt: int, retry_after: float | None) -> float:
 
 # -- claim and recovery -------------------------------------------------------------------
 
-_CLAIM = """
-    with c as (select id from messages
-               where status = 'planned' and channel = $1 and scheduled_at <= now() {urgent}
-               order by scheduled_at limit $2 for update skip locked)
-    update messages m set status = 'sending', claim_token = $3,
-           lease_until = now() + make_interval(secs => $4), attempts = m.attempts + 1,
-           updated_at = now()
-    from c where m.tenant_id = $5 and m.id = c.id
-    returning m.id, m.customer_id, m.category, m.purpose, m.template_id, m.locale,
-              m.to_address, m.data, m.attempts"""
+_PICK = """
+    select id, customer_id, category, purpose, template_id, locale, to_address, data,
+           attempts + 1 as attempts
+    from messages
+    where status = 'planned' and channel = $1 and scheduled_at <= now() {urgent}
+    order by scheduled_at limit $2 for update skip locked"""
 _URGENT = "and category in ('transactional', 'alert')"
+_ROUTINE = "and category not in ('transactional', 'alert')"
 
 
-async def claim(conn: Connection, ctx: TenantContext, channel: str, limit: int, token: str,
-                lease_seconds: int) -> list:
-    """Transactional messages and alerts first (a traffic alert must not wait behind a
-    campaign), then the rest, each in scheduled order."""
-    rows = await conn.fetch(_CLAIM.format(urgent=_URGENT), channel, limit, token,
-                            lease_seconds, ctx.tenant_id)
+async def claim(conn: Connection, channel: str, limit: int) -> list:
+    """Lock up to `limit` due messages (other workers skip them). Transactional messages
+    and alerts first (a traffic alert must not wait behind a campaign), then the rest,
+    each in scheduled order. `mark_claimed` must follow in the same transaction."""
+    rows = await conn.fetch(_PICK.format(urgent=_URGENT), channel, limit)
     if len(rows) < limit:
-        rows += await conn.fetch(_CLAIM.format(urgent=""), channel, limit - len(rows), token,
-                                 lease_seconds, ctx.tenant_id)
+        rows += await conn.fetch(_PICK.format(urgent=_ROUTINE), channel, limit - len(rows))
     return rows
+
+
+async def mark_claimed(conn: Connection, ctx: TenantContext, token: str, lease_seconds: int,
+                       rows: Sequence, ready: Sequence[Prepared]) -> None:
+    """`planned → sending` under the claim token and lease, recording where each message
+    goes before anything is sent (so even a message left in doubt by a dead worker can be
+    matched by a later bounce). One row version per message for the whole claim."""
+    where = {p.outbound.message_id: p for p in ready}
+    ids = [r["id"] for r in rows]
+    await conn.execute(
+        """update messages m set status = 'sending', claim_token = $2,
+                  lease_until = now() + make_interval(secs => $3), attempts = m.attempts + 1,
+                  to_address = coalesce(u.address, m.to_address),
+                  locale = coalesce(u.locale, m.locale), updated_at = now()
+           from unnest($4::text[], $5::text[], $6::text[]) as u(id, address, locale)
+           where m.tenant_id = $1 and m.id = u.id""",
+        ctx.tenant_id, token, lease_seconds, ids,
+        [where[i].to_address if i in where else None for i in ids],
+        [where[i].locale if i in where else None for i in ids])
 
 
 async def recover_expired(d: Dispatcher, ctx: TenantContext, channel: str) -> tuple[int, int]:
@@ -258,32 +279,33 @@ class _Run:
                            retry_in=backoff(attempt, getattr(error, "retry_after", None)))
         return Outcome(message_id, "failed", suppress=_SUPPRESS.get(error.code), **common)
 
-    async def worker(self, queue: asyncio.Queue[Prepared]) -> None:
+    async def worker(self, queue: asyncio.Queue[Prepared], sender: ChannelSender) -> None:
         started_key = self.d.started_key(self.ctx.tenant_id, self.token)
-        status_url = self.d.signer.status_url(self.ctx.tenant_id, self.binding.plugin)
-        sender = self.binding.build(status_url)
+        while not queue.empty():
+            chunk = [queue.get_nowait() for _ in range(min(self.d.mark_every, queue.qsize()))]
+            if self.halt is None:
+                # Marked "started" before any provider call: one Redis round trip per chunk;
+                # a crash leaves at most the chunks in flight in doubt.
+                await self.d.redis.sadd(started_key, *(p.outbound.message_id for p in chunk))
+            for prepared in chunk:
+                await self._send(sender, prepared)
+
+    async def _send(self, sender: ChannelSender, prepared: Prepared) -> None:
+        message_id = prepared.outbound.message_id
+        if self.halt is not None:
+            await self.record(Outcome(message_id, "released"))
+            return
         try:
-            while not queue.empty():
-                prepared = queue.get_nowait()
-                message_id = prepared.outbound.message_id
-                if self.halt is not None:
-                    await self.record(Outcome(message_id, "released", to_address=None))
-                    continue
-                try:
-                    await sender.open()
-                    await self.d.redis.sadd(started_key, message_id)
-                    result = await sender.send(prepared.outbound)
-                except ChannelError as error:
-                    if error.code in _TENANT_LEVEL and self.halt is None:
-                        self.halt = error
-                    await self.record(self.failure(prepared, error))
-                    continue
-                await self.record(Outcome(message_id, "sent", to_address=prepared.to_address,
-                                          locale=prepared.locale,
-                                          provider_message_id=result.provider_message_id))
-        finally:
-            with contextlib.suppress(Exception):
-                await sender.close()
+            await sender.open()
+            result = await sender.send(prepared.outbound)
+        except ChannelError as error:
+            if error.code in _TENANT_LEVEL and self.halt is None:
+                self.halt = error
+            await self.record(self.failure(prepared, error))
+            return
+        await self.record(Outcome(message_id, "sent", to_address=prepared.to_address,
+                                  locale=prepared.locale,
+                                  provider_message_id=result.provider_message_id))
 
 
 async def dispatch(d: Dispatcher, ctx: TenantContext, channel: str, *,
@@ -299,6 +321,20 @@ async def dispatch(d: Dispatcher, ctx: TenantContext, channel: str, *,
         enabled = await enabled_plugins(conn, ctx, d.plugins, box)
         preparer = await Preparer.load(conn, ctx, channel, d.signer)
     binding = sender_for(channel, enabled, d.plugins)
+    senders: list[ChannelSender] = []
+    try:
+        return await _dispatch_batches(d, ctx, channel, deadline, report, policy, enabled,
+                                       preparer, binding, senders)
+    finally:
+        for sender in senders:
+            with contextlib.suppress(Exception):
+                await sender.close()
+
+
+async def _dispatch_batches(d: Dispatcher, ctx: TenantContext, channel: str, deadline: float,
+                            report: DispatchReport, policy: DispatchPolicy, enabled: dict,
+                            preparer: Preparer, binding: SenderBinding | None,
+                            senders: list[ChannelSender]) -> DispatchReport:
     changes: list[MessageStatusChange] = []
     while True:
         if time.monotonic() >= deadline:
@@ -315,10 +351,10 @@ async def dispatch(d: Dispatcher, ctx: TenantContext, channel: str, *,
         await d.redis.sadd(key, _MARKER)
         await d.redis.expire(key, policy.lease_seconds + 86_400)
         async with d.db.tenant_tx(ctx) as conn:
-            rows = await claim(conn, ctx, channel, grant.count, token, policy.lease_seconds)
+            rows = await claim(conn, channel, grant.count)
             batch = await preparer.prepare(conn, rows) if rows and binding else None
-            if batch is not None:
-                await _record_addresses(conn, batch.ready)
+            await mark_claimed(conn, ctx, token, policy.lease_seconds, rows,
+                               batch.ready if batch else ())
         await ratelimit.give_back(d.redis, grant, grant.count - len(rows))
         if not rows:
             await d.redis.delete(key)
@@ -340,7 +376,9 @@ async def dispatch(d: Dispatcher, ctx: TenantContext, channel: str, *,
         for prepared in batch.ready:
             queue.put_nowait(prepared)
         workers = min(d.concurrency, max(1, len(batch.ready)))
-        await asyncio.gather(*(run.worker(queue) for _ in range(workers)))
+        while len(senders) < workers:  # one connection each, kept for the whole run
+            senders.append(binding.build(d.signer.status_url(ctx.tenant_id, binding.plugin)))
+        await asyncio.gather(*(run.worker(queue, senders[i]) for i in range(workers)))
         await run.flush()
         await d.redis.delete(key)
         changes += run.changes
@@ -353,17 +391,6 @@ async def dispatch(d: Dispatcher, ctx: TenantContext, channel: str, *,
             break
     await _notify(d, ctx, enabled, changes)
     return report
-
-
-async def _record_addresses(conn: Connection, ready: Sequence[Prepared]) -> None:
-    """Before anything is sent: where each message goes, so that even a message left in
-    doubt by a dead worker can be matched by a later bounce."""
-    await conn.execute(
-        """update messages m set to_address = u.address, locale = u.locale
-           from unnest($1::text[], $2::text[], $3::text[]) as u(id, address, locale)
-           where m.id = u.id""",
-        [p.outbound.message_id for p in ready], [p.to_address for p in ready],
-        [p.locale for p in ready])
 
 
 def _count(report: DispatchReport, outcomes: Sequence[Outcome]) -> None:

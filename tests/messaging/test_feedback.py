@@ -217,3 +217,30 @@ async def test_status_changes_reach_plugins(env, sink, db, redis, settings):
     d = Dispatcher(db=db, redis=redis, settings=settings, plugins=manager)
     await dispatch(d, env.ctx, "email")
     assert observer.seen == [(sent["id"], "sent")]
+
+
+async def test_transactional_and_alerts_are_claimed_before_a_campaign_backlog(env, sink, db):
+    await env.enable_email(sink)
+    marketing = await hq_template(db, pilots=[env.tenant.id], category="marketing",
+                                  purpose="marketing")
+    transactional = await hq_template(db, pilots=[env.tenant.id], category="transactional",
+                                      purpose="transactional")
+    customers = [uuid.UUID(await env.customer(first_name="Q", email=f"q{i}@reseau-lyon.fr",
+                                              consents=(("email", "marketing"),)))
+                 for i in range(5)]
+
+    def planned(c: uuid.UUID, template: str, category: str) -> PlannedMessage:
+        return PlannedMessage(customer_id=c, channel="email", category=category,
+                              purpose=category, source_type="journey", source_id=template,
+                              template_id=template, data={"line": "T1"})
+
+    await enqueue_planned(env.db, env.ctx, [planned(c, marketing, "marketing")
+                                            for c in customers[:3]])
+    await enqueue_planned(env.db, env.ctx, [planned(c, transactional, "transactional")
+                                            for c in customers[3:]])
+    env.dispatcher.batch_size, env.dispatcher.concurrency = 3, 1
+    report = await env.dispatch("email")
+    assert report.claimed == report.sent == 5  # each message claimed once
+    order = [m.rcpt_tos[0] for m in sink.messages]
+    assert set(order[:2]) == {"q3@reseau-lyon.fr", "q4@reseau-lyon.fr"}
+    assert len(set(order)) == 5
