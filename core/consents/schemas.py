@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 Purpose = Literal["marketing", "traffic_info", "loyalty", "service", "transactional"]
 ConsentStatus = Literal["granted", "denied", "withdrawn"]
 # GDPR art. 6 lawful bases.
@@ -31,8 +32,8 @@ class ConsentChange(msgspec.Struct, forbid_unknown_fields=True):
     purpose: Purpose
     status: ConsentStatus
     legal_basis: LegalBasis
-    source: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    proof: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+    proof: Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)] | None = None
     # When the person decided (defaults to now); an older decision than the current one is
     # kept in the history without replacing the current state.
     at: datetime | None = None
@@ -61,7 +62,7 @@ class QuietHours(msgspec.Struct, forbid_unknown_fields=True):
 
 class Subscription(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     kind: Literal["line", "stop"]
-    ref: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    ref: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 
 
 class Preferences(msgspec.Struct):

@@ -10,6 +10,7 @@ import msgspec
 
 from core.consents.schemas import Consent, Preferences
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 NoteChannel = Literal["agency", "call_centre", "chat"]
 TimelineKind = Literal["event", "message", "note", "merge"]
 
@@ -59,9 +60,9 @@ class TimelineItem(msgspec.Struct):
 
 
 class NoteCreate(msgspec.Struct, forbid_unknown_fields=True):
-    author: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    author: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
     channel: NoteChannel
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=NO_NUL)]
 
 
 class Note(msgspec.Struct):

@@ -189,7 +189,7 @@ def prepare_event(i: int, item: EventIn, config: DataConfig, region: str,
         if keys:
             return Record(index=i, ids=keys, seen_at=occurred_at, message_id=item.message_id,
                           event_type=item.type,
-                          properties=msgspec.json.encode(item.properties).decode())
+                          properties=item.properties)
     try:
         keys = cached_identifier_keys(item.identifiers, config, region)
         if not keys and item.customer_id is None:
@@ -217,7 +217,7 @@ def prepare_event(i: int, item: EventIn, config: DataConfig, region: str,
     return Record(index=i, ids=keys, seen_at=occurred_at, customer_id=item.customer_id,
                   timed=item.occurred_at is not None,
                   message_id=item.message_id, event_type=item.type,
-                  properties=msgspec.json.encode(item.properties).decode())
+                  properties=item.properties)
 
 
 def prepare_identify(i: int, item: IdentifyIn, config: DataConfig, region: str,
@@ -247,6 +247,8 @@ def prepare_identify(i: int, item: IdentifyIn, config: DataConfig, region: str,
                 traits[name] = check_trait(field, value)
             except Problem as err:
                 raise Rejected(err.reason, f"traits.{name}") from None
+        if b"\\u0000" in msgspec.json.encode(traits):  # text and jsonb cannot hold NUL
+            raise Rejected("contains a NUL character", "traits")
         seen_at = check_time(item.timestamp, now, config, "timestamp")
     except Rejected as err:
         return ItemResult(index=i, status="rejected", reason=err.reason,
@@ -254,5 +256,5 @@ def prepare_identify(i: int, item: IdentifyIn, config: DataConfig, region: str,
     record = Record(index=i, ids=keys, seen_at=seen_at, traits=traits)
     if item.message_id:
         record.message_id, record.event_type = item.message_id, "identify"
-        record.properties = msgspec.json.encode({"fields": sorted(item.traits)}).decode()
+        record.properties = {"fields": sorted(item.traits)}
     return record

@@ -9,7 +9,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200,
+                                        pattern=r"^[^\x00-\x1f\x7f]+$",
                                         description="idempotency key, unique per tenant")]
+EventTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=64,
+                                            pattern=r"^[^\x00-\x1f\x7f]+$")]
 MAX_BATCH_ITEMS = 1000
 MAX_BATCH_BYTES = 1_048_576
 # Items of a batch are numerous, short-lived and never form reference cycles: `gc=False`
@@ -33,7 +36,7 @@ class Identifiers(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     message_id: MessageId
-    type: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    type: EventTypeName
     identifiers: Identifiers | None = None
     customer_id: uuid.UUID | None = None
     occurred_at: datetime | None = None
@@ -103,7 +106,7 @@ class StoredEvent(msgspec.Struct):
 class ImportCreate(msgspec.Struct, forbid_unknown_fields=True):
     kind: Literal["events", "identify"]
     items: list[dict[str, Any]]
-    source: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "import"
+    source: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")] = "import"
 
 
 class ImportJob(msgspec.Struct):

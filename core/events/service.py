@@ -35,6 +35,8 @@ from core.model.service import DataConfig, load_data_config
 from core.pagination import Page, check_limit, decode_cursor, page_of
 from tenants.context import TenantContext
 
+_encode = msgspec.json.Encoder().encode
+
 
 async def ingest_events(db: Database, ctx: TenantContext, items: Sequence[EventIn | ItemResult],
                         *, source: str) -> list[ItemResult]:
@@ -126,15 +128,25 @@ async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfi
                          source: str) -> None:
     """Store the events of resolved records; every record gets its result."""
     with_event = [r for r in records if r.message_id is not None]
+    properties = _encode([r.properties for r in with_event])
+    if b"\\u0000" in properties:  # jsonb cannot store NUL: refuse those items alone
+        bad = [r for r in with_event if b"\\u0000" in _encode(r.properties)]
+        for r in bad:
+            r.error = ("a property holds a NUL character", "properties")
+        _errors(bad, results)
+        records = [r for r in records if r.error is None]
+        with_event = [r for r in with_event if r.error is None]
+        properties = _encode([r.properties for r in with_event])
     stored: set[str] | None = None
     if with_event:
         row = await conn.fetchrow(
             """with stored as (
                  insert into events (tenant_id, message_id, customer_id, type, occurred_at,
                                      properties, source)
-                 select $1, u.m, u.c, u.t, u.o, u.p::jsonb, $2
-                 from unnest($3::text::text[], $4::text::uuid[], $5::text::text[],
-                             $6::text::timestamptz[], $7::text::text[]) as u(m, c, t, o, p)
+                 select $1, u.m, u.c, u.t, u.o, u.p, $2
+                 from rows from (unnest($3::text::text[]), unnest($4::text::uuid[]),
+                                 unnest($5::text::text[]), unnest($6::text::timestamptz[]),
+                                 jsonb_array_elements($7::text::jsonb)) as u(m, c, t, o, p)
                  order by u.m
                  on conflict (tenant_id, message_id) do nothing
                  returning message_id)
@@ -144,7 +156,8 @@ async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfi
             array_literal([r.resolved for r in with_event]),
             array_literal([r.event_type for r in with_event]),
             array_literal([r.seen_at for r in with_event]),
-            array_literal([r.properties for r in with_event]), len(with_event))
+            # One JSON document for all properties: no per-event encoding or escaping.
+            properties.decode(), len(with_event))
         if row[0] < len(with_event):  # some were replays: name them
             stored = set(row[1] or ())
         if config.has_quarantine and row[0]:
@@ -189,7 +202,7 @@ async def _different_replays(conn: Connection, ctx: TenantContext,
             continue  # stored by a concurrent replay still in flight: a duplicate
         if row["type"] != r.event_type or (r.event_type != "identify" and (
                 (r.timed and row["occurred_at"] != r.seen_at)
-                or row["properties"] != msgspec.json.decode(r.properties or "{}"))):
+                or row["properties"] != (r.properties or {}))):
             different.add(r.index)
     return different
 
@@ -197,6 +210,13 @@ async def _different_replays(conn: Connection, ctx: TenantContext,
 async def _quarantine(conn: Connection, ctx: TenantContext,
                       items: list[tuple[int, EventIn, list]],
                       results: list[ItemResult | None], source: str) -> None:
+    if not items:
+        return
+    nul = [entry for entry in items if b"\\u0000" in _encode(entry[1])]
+    for i, _item, _problems in nul:  # jsonb cannot store NUL
+        results[i] = ItemResult(index=i, status="rejected", field=f"items[{i}]",
+                                reason="the event holds a NUL character")
+    items = [entry for entry in items if entry not in nul]
     if not items:
         return
     payloads = [msgspec.json.encode(item).decode() for _, item, _ in items]

@@ -63,7 +63,7 @@ class Record(msgspec.Struct, gc=False):
     # The event to store once resolved (events; identify calls with a message_id).
     message_id: str | None = None
     event_type: str | None = None
-    properties: str | None = None  # JSON text
+    properties: dict[str, Any] | None = None
     timed: bool = True  # False when the time defaulted to "received now"
 
     def note(self, text: str) -> None:

@@ -9,6 +9,7 @@ import msgspec
 
 FieldName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,62}$",
                                         description="snake_case, e.g. `pmr_status`")]
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 FieldType = Literal["string", "number", "boolean", "date", "enum"]
 PropertyType = Literal["string", "number", "boolean", "date", "datetime", "enum", "object",
                        "array"]
@@ -31,7 +32,7 @@ class FieldCreate(msgspec.Struct, forbid_unknown_fields=True):
     type: FieldType
     required: bool = False
     enum_values: list[str] | None = None
-    description: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    description: Annotated[str, msgspec.Meta(max_length=500, pattern=NO_NUL)] = ""
 
 
 class PropertySpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -51,7 +52,7 @@ class EventType(msgspec.Struct):
 
 class EventTypeCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: FieldName
-    description: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    description: Annotated[str, msgspec.Meta(max_length=500, pattern=NO_NUL)] = ""
     properties: dict[str, PropertySpec] = msgspec.field(default_factory=dict)
 
 

@@ -40,6 +40,8 @@ def check_trait(field: FieldDef, value: Any) -> Any:
         if not isinstance(value, str):
             raise Problem(name, f"must be a string, not {_type_name(value)}")
         value = value.strip()
+        if "\x00" in value:
+            raise Problem(name, "contains a NUL character")
         if len(value) > MAX_STRING:
             raise Problem(name, f"is longer than {MAX_STRING} characters")
         if kind == "enum" and value not in (field.enum_values or ()):

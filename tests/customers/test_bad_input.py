@@ -54,6 +54,21 @@ async def test_single_items_answer_problem_details_naming_the_field(tenant):
         assert r.json()["field"] == field, (body, r.json())
 
 
+async def test_nul_characters_are_refused_before_sql(tenant):
+    uid = {"app_user_id": unique("z")}
+    r = await tenant.post("/events:batch", {"items": [
+        {"message_id": unique("z"), "type": "app_opened", "identifiers": uid,
+         "properties": {"note": "a\u0000b"}},
+        {"message_id": "bad\u0000id", "type": "app_opened", "identifiers": uid},
+        {"message_id": unique("z"), "type": "app_opened", "identifiers": uid}]})
+    assert [x["status"] for x in r.json()["results"]] == ["rejected", "rejected", "accepted"]
+    assert r.json()["results"][0]["field"] == "items[0].properties"
+    r = await tenant.post("/identify", {"identifiers": uid, "traits": {"first_name": "a\u0000"}})
+    assert r.status_code == 422 and r.json()["field"] == "traits.first_name"
+    r = await tenant.post("/identify", {"identifiers": uid, "traits": {"x": ["\u0000"]}})
+    assert r.status_code == 422 and r.json()["field"] == "traits"
+
+
 async def test_a_bad_item_never_sinks_the_batch(tenant):
     good = {"message_id": unique("k"), "type": "app_opened",
             "identifiers": {"app_user_id": unique("k")}}
