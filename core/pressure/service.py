@@ -45,6 +45,9 @@ from tenants.overlay import effective_in
 
 # Statuses that no longer count: never sent.
 NOT_COUNTED = ("failed", "skipped")
+# Messages of a campaign HQ governance exempted: like transactional ones, neither limited
+# nor counted (so they can never push anyone else over a cap).
+EXEMPT_TAG = "pressure-exempt"
 _SEP = "\x1f"
 
 
@@ -120,15 +123,12 @@ COUNTED_BY = """x.customer_id = w.customer_id
                                        when 'week' then x.week_key
                                        else x.month_key end end"""
 async def apply_caps(conn: Connection, rules: list[CapRule], *, candidates: str,
-                     priority: int, step: int, admit: bool = True,
-                     lock_rows: bool = True) -> None:
+                     priority: int, step: int, lock_rows: bool = True) -> None:
     """Mark the rows of `candidates` (still `step is null`) that a cap refuses with
     `step` and reason `cap:<rule>` (sent alone fills it) or `arbitration:<rule>` (planned
     messages of higher priority fill it). Leaves `plan_w` (periods per candidate and rule)
     and `plan_x` (the counted history) for `displace`. Call under `lock_tenant`.
 
-    `admit=False` (a campaign HQ governance exempts) refuses nothing but still prepares
-    `displace`, so lower-priority planned messages make room for the exempt ones.
     `lock_rows=False` is for simulations, which write nothing."""
     rules_sql, rule_args = rules_table(rules, 2)
     await conn.execute(f"""
@@ -166,9 +166,10 @@ async def apply_caps(conn: Connection, rules: list[CapRule], *, candidates: str,
                {KEYS.format(at='coalesce(x.sent_at, x.scheduled_at)', tz='c.tz')}
         from messages x join c on c.customer_id = x.customer_id
         where x.category <> 'transactional' and x.status <> all($1::text[])
+          and not x.tags @> array[$2::text]
           and coalesce(x.sent_at, x.scheduled_at) > c.first - {margin}
           and coalesce(x.sent_at, x.scheduled_at) < c.last + {margin}""",
-        list(NOT_COUNTED))
+        list(NOT_COUNTED), EXEMPT_TAG)
     await conn.execute("create index on plan_x (customer_id)")
     await conn.execute(f"""
         update plan_w w set sent = c.sent, above = c.above
@@ -180,8 +181,6 @@ async def apply_caps(conn: Connection, rules: list[CapRule], *, candidates: str,
               group by w.customer_id, w.channel, w.idx) c
         where c.customer_id = w.customer_id and c.channel = w.channel and c.idx = w.idx""",
         priority)
-    if not admit:
-        return
     await conn.execute(f"""
         update {candidates} m set step = $1, reason = f.reason
         from (select distinct on (customer_id, channel) customer_id, channel,
@@ -196,13 +195,17 @@ async def displace(conn: Connection, rules: list[CapRule], *, chosen: str,
                    priority: int) -> list[dict[str, Any]]:
     """After the chosen messages (`chosen`: customer_id, channel, message_id, send_at,
     category, tags) are written: for each rule in turn, skip the planned messages ranked
-    beyond the cap in the periods of the new ones. Returns the displaced messages."""
+    beyond the cap in the periods of the new ones. Returns the displaced messages.
+
+    The new messages rank with the sent ones: they were admitted with
+    sent + higher-ranked < max, so only planned messages ranked below them can fall
+    beyond the cap."""
     await conn.execute(f"""
         insert into plan_x (id, customer_id, channel, category, tags, priority, scheduled_at,
                             planned_at, pending, source_type, source_id, at, day_key,
                             week_key, month_key)
         select o.message_id, o.customer_id, o.channel, o.category, o.tags, $1, o.send_at,
-               now(), true, 'campaign', '', o.send_at,
+               now(), false, 'campaign', '', o.send_at,
                {KEYS.format(at='o.send_at', tz='w.tz')}
         from {chosen} o
         join (select distinct customer_id, tz from plan_w) w using (customer_id)
@@ -242,7 +245,8 @@ async def audit(conn: Connection, tenant_tz: str, rules: list[CapRule], *,
               from messages m
               left join preferences p on p.customer_id = m.customer_id
               left join pg_timezone_names z on z.name = p.timezone
-              where m.category <> 'transactional' and m.status <> all($2::text[])),
+              where m.category <> 'transactional' and m.status <> all($2::text[])
+                and not m.tags @> array['{EXEMPT_TAG}']),
         hit as (select x.*, r.idx, r.rule, r.max, r.win, r.days,
                        {window_key('x.at', 'x.tz')} as w_key
                 from x join r on (r.rchannel = 'any' or x.channel = r.rchannel)
@@ -293,7 +297,8 @@ async def customer_usage(conn: Connection, tenant_tz: str, rules: list[CapRule],
                      {KEYS.format(at='coalesce(m.sent_at, m.scheduled_at)', tz='c.tz')}
               from messages m cross join c
               where m.customer_id = $1 and m.category <> 'transactional'
-                and m.status <> all(array['failed', 'skipped']))
+                and m.status <> all(array['failed', 'skipped'])
+                and not m.tags @> array['{EXEMPT_TAG}'])
         select w.tz, (select count(*) from x where {COUNTED_BY})::int as counted
         from w order by w.idx""", customer_id, tenant_tz, at, *rule_args)
     return rows[0]["tz"], [r["counted"] for r in rows]

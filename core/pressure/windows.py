@@ -69,12 +69,13 @@ def _next_calendar(kind: str, start: datetime) -> datetime:
 
 
 def window_bounds(rule: CapRule, at: datetime, tz: str) -> tuple[datetime, datetime]:
-    """The period a message sent at `at` is checked against: the calendar period that
-    contains it (identified by `calendar_start`; these are its bounds), or for a rolling window of N days the span (at - N days, at + N days).
-    Every N-day window containing `at` lies inside that span, so admitting a message only
-    when the span has room can never let any rolling window exceed the cap (conservative:
-    "better not to contact than to annoy"). Bounds are [start, end) for calendar windows
-    and (start, end) for rolling ones."""
+    """The period a message sent at `at` is checked against.
+
+    Calendar rules: the day/week/month containing `at` in zone `tz` (identified by
+    `calendar_start`; these are its bounds, [start, end)). Rolling rules of N days: the
+    span (at - N days, at + N days). Every N-day window containing `at` lies inside that
+    span, so admitting a message only when the span has room never lets any rolling
+    window exceed the cap (conservative: "better not to contact than to annoy")."""
     if rule.window == "rolling":
         span = ROLLING_UNIT * (rule.days or 1)
         return at - span, at + span

@@ -1,0 +1,288 @@
+"""Deciding one batch of a campaign's audience, set-based.
+
+Two temp tables hold a batch: `plan_c` (one row per customer: zone, send time after quiet
+hours, holdout / control buckets, variant) and `plan_m` (one row per customer x campaign
+channel, ranked: the customer's preferred channels first, then the campaign's order). Each
+filter of the funnel is a condition on those rows, in this order:
+
+    1 suppression   erased or unknown profile, address on the suppression list
+    2 address       no address for the channel, or not a valid one
+    3 consent       channel x purpose not granted (transactional campaigns need none)
+    4 quiet_hours   abort mode inside quiet hours, or no allowed time at all
+    5 holdout       universal holdout (marketing only, within the group's period)
+    6 control_group the campaign's control group
+    7 pressure      caps and arbitration (core.pressure.service.apply_caps)
+    8 dedupe        this campaign already has a message for the customer
+
+The first failing condition of a row is its step. A customer is planned on its best-ranked
+surviving channel (the others are recorded as deduped: one communication per customer per
+campaign), else excluded at the furthest step any of its channels reached. Steps 1-6 are
+one INSERT each for `plan_c` and `plan_m`; no rule is checked row by row in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+from uuid import UUID
+
+from core.db import Connection
+from core.pressure.schemas import CapRule
+
+STEPS = ("suppression", "address", "consent", "quiet_hours", "holdout", "control_group",
+         "pressure", "dedupe")
+PRESSURE_STEP = STEPS.index("pressure") + 1
+DEDUPE_STEP = STEPS.index("dedupe") + 1
+ADDRESS_SQL = {"email": "c.email", "sms": "c.phone", "whatsapp": "c.phone",
+               "push": "c.push_token", "webhook": "c.customer_id::text"}
+SUPPRESSION_KIND = {"email": "email", "sms": "phone", "whatsapp": "phone"}
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_PHONE = r"^\+[1-9][0-9]{6,14}$"
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """Everything a batch decision depends on, fixed when planning starts (so a resumed
+    plan decides the remaining batches exactly as the first run would have)."""
+
+    campaign_id: UUID
+    tenant_tz: str
+    category: str
+    purpose: str
+    priority: int
+    channels: tuple[str, ...]
+    templates: dict[str, str]
+    variant_names: tuple[str, ...]
+    variant_thresholds: tuple[int, ...]
+    variant_templates: dict[str, dict[str, str]]
+    tags: tuple[str, ...]
+    data: dict[str, Any]
+    schedule_kind: str
+    send_at: datetime
+    local_date: date | None
+    local_time: time | None
+    started_at: datetime
+    salt: str
+    control_buckets: int
+    apply_quiet: bool = True
+    abort_quiet: bool = False
+    tenant_quiet: tuple[time, time] | None = None
+    holdout: tuple[str, int, datetime, datetime] | None = None
+    rules: tuple[CapRule, ...] = ()
+    pads: tuple[bytes, bytes] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC-SHA256 inner and outer pads of `key`, so SQL can compute
+    sha256(opad || sha256(ipad || m)) — the same digest as `hmac.new(key, m, sha256)` —
+    and match the suppression list set-based."""
+    if len(key) > 64:
+        import hashlib
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def _quiet_chain(at: str, spec: PlanSpec) -> str:
+    """SQL: three passes of tenant then customer quiet hours from `at` (see
+    core.pressure.windows.next_allowed)."""
+    expr = at
+    for _ in range(3):
+        expr = f"relais_quiet_until({expr}, b.tz, $8::time, $9::time)"
+        expr = f"relais_quiet_until({expr}, b.tz, b.cq_s, b.cq_e)"
+    return expr
+
+
+async def load_customers(conn: Connection, spec: PlanSpec, ids: list[UUID]) -> None:
+    # Every parameter appears (typed) whatever the campaign, so the statement prepares.
+    base_at = ("case when $4::date is null then $6::timestamptz "
+               "else ($4::date + $5::time) at time zone b.tz end")
+    q_at = _quiet_chain("b.base_at", spec) if spec.apply_quiet else "b.base_at"
+    stuck = ("relais_quiet_until(b.q_at, b.tz, $8::time, $9::time) <> b.q_at or "
+             "relais_quiet_until(b.q_at, b.tz, b.cq_s, b.cq_e) <> b.q_at"
+             ) if spec.apply_quiet else "false"
+    holdout = ("coalesce(relais_bucket($11::text, b.customer_id::text) < $12::int "
+               "and b.q_at >= $13::timestamptz and b.q_at < $14::timestamptz, false)")
+    h = spec.holdout or (None, None, None, None)
+    variant = "null::text"
+    if spec.variant_names:
+        cases = " ".join(f"when b.variant_bucket < {int(t)} then '{i}'"
+                         for i, t in enumerate(spec.variant_thresholds))
+        variant = f"(case {cases} end)"
+    await conn.execute(f"""
+        create temp table plan_c on commit drop as
+        with base as (
+            select u.id as customer_id, s.id is null as missing,
+                   s.erased_at is not null as erased, s.email, s.phone,
+                   s.attributes->>'push_token' as push_token,
+                   coalesce(p.channels, '{{}}') as preferred,
+                   p.quiet_start as cq_s, p.quiet_end as cq_e, coalesce(z.name, $2) as tz
+            from unnest($1::uuid[]) as u(id)
+            left join customers s on s.id = u.id
+            left join preferences p on p.customer_id = u.id
+            left join (select name from pg_timezone_names) z on z.name = p.timezone),
+        timed as (select b.*, greatest({base_at}, $7::timestamptz) as base_at from base b),
+        quiet as (select b.*, {q_at} as q_at,
+                         relais_bucket('variant:' || $10, b.customer_id::text) as variant_bucket
+                  from timed b)
+        select b.customer_id, b.missing, b.erased, b.email, b.phone, b.push_token,
+               b.preferred, b.tz, b.base_at, $8::time as tenant_quiet_start,
+               $9::time as tenant_quiet_end,
+               case when $15::bool then b.base_at else b.q_at end as send_at,
+               case when not $15::bool and b.q_at <> b.base_at then b.base_at end
+                   as delayed_from,
+               case when {stuck} then 'quiet_hours_no_allowed_time'
+                    when $15::bool and b.q_at <> b.base_at then 'quiet_hours' end
+                   as quiet_reason,
+               {holdout} as held,
+               relais_bucket($10, b.customer_id::text) < $3 as control,
+               {variant} as variant
+        from quiet b""",
+        ids, spec.tenant_tz, spec.control_buckets,
+        spec.local_date, spec.local_time, spec.send_at, spec.started_at,
+        spec.tenant_quiet[0] if spec.tenant_quiet else None,
+        spec.tenant_quiet[1] if spec.tenant_quiet else None,
+        spec.salt, h[0], h[1], h[2], h[3], spec.abort_quiet)
+    await conn.execute("alter table plan_c add primary key (customer_id)")
+
+
+def _suppressed(spec: PlanSpec) -> str:
+    """Only evaluated when the tenant has suppressions ($5)."""
+    kinds = " ".join(f"when '{ch}' then '{k}'" for ch, k in SUPPRESSION_KIND.items())
+    value = ("case when ch.channel = 'email' then lower(btrim(a.address)) "
+             "else btrim(a.address) end")
+    return f"""($5::bool and ch.channel in ({', '.join(f"'{c}'" for c in SUPPRESSION_KIND)})
+        and a.address is not null and exists (
+            select 1 from suppressions sp
+            where sp.kind = (case ch.channel {kinds} end)
+              and sp.value_hash = encode(sha256($4::bytea || sha256($3::bytea || convert_to(
+                  (case ch.channel {kinds} end) || ':' || {value}, 'UTF8'))), 'hex')))"""
+
+
+def _conditions(spec: PlanSpec) -> list[tuple[str, int, str]]:
+    needs_consent = spec.category != "transactional"
+    return [
+        ("c.missing", 1, "'unknown_customer'"),
+        ("c.erased", 1, "'erased'"),
+        (_suppressed(spec), 1, "'suppressed'"),
+        ("a.address is null or btrim(a.address) = ''", 2, "'no_address'"),
+        (f"(ch.channel = 'email' and a.address !~ '{_EMAIL}') or "
+         f"(ch.channel in ('sms', 'whatsapp') and a.address !~ '{_PHONE}')",
+         2, "'invalid_address'"),
+        (f"{'true' if needs_consent else 'false'} and k.status is distinct from 'granted'",
+         3, "'consent_' || coalesce(k.status, 'missing')"),
+        ("c.quiet_reason is not null", 4, "c.quiet_reason"),
+        ("c.held", 5, "'universal_holdout'"),
+        ("c.control", 6, "'control_group'"),
+    ]
+
+
+async def load_candidates(conn: Connection, spec: PlanSpec) -> None:
+    conditions = _conditions(spec)
+    step = " ".join(f"when {cond} then {n}" for cond, n, _ in conditions)
+    reason = " ".join(f"when {cond} then {r}" for cond, _, r in conditions)
+    address = " ".join(f"when '{ch}' then {sql}" for ch, sql in ADDRESS_SQL.items())
+    pads = spec.pads or (b"", b"")
+    await conn.execute(f"""
+        create temp table plan_m on commit drop as
+        select c.customer_id, ch.channel,
+               coalesce(array_position(c.preferred, ch.channel), 100 + ch.ord::int) as rank,
+               c.send_at, c.tz, c.variant,
+               (case {step} end)::smallint as step, case {reason} end as reason
+        from plan_c c
+        cross join unnest($1::text[]) with ordinality as ch(channel, ord)
+        cross join lateral (select case ch.channel {address} end as address) a
+        left join consents k on k.customer_id = c.customer_id and k.channel = ch.channel
+                            and k.purpose = $2""",
+        list(spec.channels), spec.purpose, pads[0], pads[1], spec.pads is not None)
+    await conn.execute("alter table plan_m add primary key (customer_id, channel)")
+
+
+async def dedupe(conn: Connection, spec: PlanSpec) -> None:
+    """One communication per customer per campaign: a customer this campaign already has a
+    message for (on any channel) gets none."""
+    await conn.execute(f"""
+        update plan_m m set step = {DEDUPE_STEP}, reason = 'already_contacted'
+        where m.step is null and exists (
+            select 1 from messages x where x.customer_id = m.customer_id
+              and x.source_type = 'campaign' and x.source_id = $1)""",
+        str(spec.campaign_id))
+
+
+async def choose(conn: Connection, spec: PlanSpec) -> list[Any]:
+    """Best surviving channel per customer → `plan_o` (every customer's outcome) and the
+    rows to enqueue (customer, channel, send time, variant, template)."""
+    await conn.execute("""
+        create temp table plan_o on commit drop as
+        select distinct on (customer_id) customer_id, channel, step, reason, send_at, variant
+        from plan_m order by customer_id, coalesce(step, 99) desc, rank""")
+    return await conn.fetch("""
+        select o.customer_id, o.channel, o.send_at, o.variant,
+               coalesce($2::jsonb -> o.variant ->> o.channel, $1::jsonb ->> o.channel)
+                   as template_id
+        from plan_o o where o.step is null order by o.customer_id""",
+        spec.templates, spec.variant_templates)
+
+
+async def store_chosen(conn: Connection, spec: PlanSpec, rows: list[Any],
+                       ids: list[str]) -> None:
+    await conn.execute("""
+        create temp table plan_chosen on commit drop as
+        select u.customer_id, u.message_id, o.channel, o.send_at, $3::text as category,
+               $4::text[] as tags
+        from unnest($1::uuid[], $2::text[]) as u(customer_id, message_id)
+        join plan_o o on o.customer_id = u.customer_id""",
+        [r["customer_id"] for r in rows], ids, spec.category, list(spec.tags))
+
+
+async def record_recipients(conn: Connection, spec: PlanSpec) -> tuple[int, int]:
+    """One row per customer of the batch; returns (planned, excluded)."""
+    names = spec.variant_names
+    row = await conn.fetchrow("""
+        with per_channel as (
+            select m.customer_id,
+                   jsonb_object_agg(m.channel, coalesce(m.reason, 'dedupe:sent_on_'
+                       || o.channel)) filter (where m.channel is distinct from o.channel
+                                               or o.step is not null) as channels
+            from plan_m m join plan_o o using (customer_id)
+            group by m.customer_id),
+        stored as (
+            insert into campaign_recipients (tenant_id, campaign_id, customer_id, step,
+                reason, channel, variant, scheduled_at, delayed_from, message_id, channels)
+            select current_setting('relais.tenant_id'), $1, o.customer_id,
+                   case when o.step is null then 'planned' else ($2::text[])[o.step] end,
+                   o.reason, case when o.step is null then o.channel end,
+                   case when o.step is null then ($3::text[])[o.variant::int + 1] end,
+                   case when o.step is null then o.send_at end,
+                   case when o.step is null then c.delayed_from end,
+                   ch.message_id, coalesce(p.channels, '{}')
+            from plan_o o join plan_c c using (customer_id)
+            left join plan_chosen ch using (customer_id)
+            left join per_channel p using (customer_id)
+            returning step)
+        select count(*) filter (where step = 'planned') as planned,
+               count(*) filter (where step <> 'planned') as excluded
+        from stored""", spec.campaign_id, list(STEPS), list(names) or [None])
+    return row["planned"], row["excluded"]
+
+
+async def simulated_counts(conn: Connection, spec: PlanSpec) -> list[Any]:
+    """Funnel rows (step, reason, channel, variant, delayed, n) of the temp tables, for
+    simulations that never write recipients."""
+    return await conn.fetch("""
+        select case when o.step is null then 'planned' else ($1::text[])[o.step] end as step,
+               o.reason, case when o.step is null then o.channel end as channel,
+               case when o.step is null then ($2::text[])[o.variant::int + 1] end as variant,
+               count(*) filter (where o.step is null and c.delayed_from is not null)::int
+                   as delayed,
+               count(*)::int as n
+        from plan_o o join plan_c c using (customer_id)
+        group by 1, 2, 3, 4""", list(STEPS), list(spec.variant_names) or [None])
+
+
+async def drop_batch_tables(conn: Connection) -> None:
+    """Simulations run several batches in one transaction."""
+    await conn.execute("drop table if exists plan_c, plan_m, plan_o, plan_w, plan_x, "
+                       "plan_chosen")
