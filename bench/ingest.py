@@ -169,7 +169,9 @@ def _events(count: int, known: int) -> list[dict]:
         # 97% known app users, 3% first-time visitors (their event creates the profile).
         who = (f"app-{_rng.randrange(known)}" if _rng.random() < 0.97
                else f"new-{uuid.uuid4().hex[:12]}")
-        out.append({"message_id": f"evt-{i}", "type": kind,
+        # Producers' idempotency keys are UUIDs (Segment, RudderStack, mobile SDKs).
+        out.append({"message_id": str(uuid.UUID(int=_rng.getrandbits(128), version=4)),
+                    "type": kind,
                     "identifiers": {"app_user_id": who},
                     "occurred_at": (now - timedelta(minutes=_rng.randrange(100_000))).isoformat(),
                     "properties": props()})
@@ -205,16 +207,19 @@ def _copy_records(tenant_id: str, events: list[dict],
             for e in events]
 
 
-async def _copy_baseline(superuser_dsn: str, records: list[tuple]) -> float:
-    """One COPY stream of the same rows into the same table (with its indexes)."""
+async def _copy_baseline(superuser_dsn: str, records: list[tuple]) -> tuple[float, _Cpu]:
+    """One COPY stream of the same rows into the same table (with its indexes). CPU is
+    read while the connection (its backend process) is still alive."""
     conn = await asyncpg.connect(superuser_dsn)
     try:
-        started = time.perf_counter()
-        await conn.copy_records_to_table(
-            "events", records=records,
-            columns=["tenant_id", "message_id", "customer_id", "type", "occurred_at",
-                     "properties", "source"])
-        return time.perf_counter() - started
+        with _Cpu(None, _pg_pid()) as cpu:
+            started = time.perf_counter()
+            await conn.copy_records_to_table(
+                "events", records=records,
+                columns=["tenant_id", "message_id", "customer_id", "type", "occurred_at",
+                         "properties", "source"])
+            took = time.perf_counter() - started
+        return took, cpu
     finally:
         await conn.close()
 
@@ -274,8 +279,7 @@ async def run(events: int, profiles: int, concurrency: int, workers: int) -> dic
         superuser = dsn_for(services.admin_dsn, user=_user(services.admin_dsn),
                             database=services.database)
         records = _copy_records("bench-copy", rows, customers)
-        with _Cpu(None, _pg_pid()) as copy_cpu:
-            copy_took = await _copy_baseline(superuser, records)
+        copy_took, copy_cpu = await _copy_baseline(superuser, records)
         copy_rate = events / copy_took
         print(f"baseline  {events:>8} rows by asyncpg COPY          {copy_took:6.2f} s "
               f"{copy_rate:>9,.0f} rows/s")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from core.audit.service import record
@@ -36,6 +37,20 @@ from core.pagination import Page, check_limit, decode_cursor, page_of
 from tenants.context import TenantContext
 
 _encode = msgspec.json.Encoder().encode
+# Rows are sorted by message_id so concurrent batches take index locks in the same order.
+_INSERT_EVENTS = """
+    with stored as (
+      insert into events (tenant_id, message_id, customer_id, type, occurred_at, properties,
+                          source)
+      select $1, u.m, u.c, u.t, u.o, u.p, $2
+      from rows from (unnest($3::text::text[]), unnest($4::text::uuid[]),
+                      unnest($5::text::text[]), unnest($6::text::timestamptz[]),
+                      jsonb_array_elements($7::text::jsonb)) as u(m, c, t, o, p)
+      {filter}
+      order by u.m
+      {conflict}
+      returning message_id)
+    select count(*), case when count(*) < $8 then array_agg(message_id) end from stored"""
 
 
 async def ingest_events(db: Database, ctx: TenantContext, items: Sequence[EventIn | ItemResult],
@@ -139,25 +154,23 @@ async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfi
         properties = _encode([r.properties for r in with_event])
     stored: set[str] | None = None
     if with_event:
-        row = await conn.fetchrow(
-            """with stored as (
-                 insert into events (tenant_id, message_id, customer_id, type, occurred_at,
-                                     properties, source)
-                 select $1, u.m, u.c, u.t, u.o, u.p, $2
-                 from rows from (unnest($3::text::text[]), unnest($4::text::uuid[]),
-                                 unnest($5::text::text[]), unnest($6::text::timestamptz[]),
-                                 jsonb_array_elements($7::text::jsonb)) as u(m, c, t, o, p)
-                 order by u.m
-                 on conflict (tenant_id, message_id) do nothing
-                 returning message_id)
-               select count(*), case when count(*) < $8 then array_agg(message_id) end
-               from stored""",
-            ctx.tenant_id, source, array_literal([r.message_id for r in with_event]),
-            array_literal([r.resolved for r in with_event]),
-            array_literal([r.event_type for r in with_event]),
-            array_literal([r.seen_at for r in with_event]),
-            # One JSON document for all properties: no per-event encoding or escaping.
-            properties.decode(), len(with_event))
+        args = (ctx.tenant_id, source, array_literal([r.message_id for r in with_event]),
+                array_literal([r.resolved for r in with_event]),
+                array_literal([r.event_type for r in with_event]),
+                array_literal([r.seen_at for r in with_event]),
+                # One JSON document for all properties: no per-event encoding or escaping.
+                properties.decode(), len(with_event))
+        try:
+            # Replays are filtered by an index probe and the rest is a plain INSERT, which
+            # costs PostgreSQL less than ON CONFLICT's speculative insertion. A concurrent
+            # replay slipping in between makes it fail as a whole: then ON CONFLICT decides.
+            async with conn.transaction():
+                row = await conn.fetchrow(_INSERT_EVENTS.format(
+                    filter="where not exists (select 1 from events e where e.tenant_id = $1 "
+                           "and e.message_id = u.m)", conflict=""), *args)
+        except asyncpg.UniqueViolationError:
+            row = await conn.fetchrow(_INSERT_EVENTS.format(
+                filter="", conflict="on conflict (tenant_id, message_id) do nothing"), *args)
         if row[0] < len(with_event):  # some were replays: name them
             stored = set(row[1] or ())
         if config.has_quarantine and row[0]:

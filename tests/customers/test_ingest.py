@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from tests.customers.factories import unique
 
@@ -81,3 +82,28 @@ async def test_a_replay_with_a_different_body_is_rejected(tenant):
     assert (await tenant.post("/events", same)).json()["status"] == "duplicate"
     r = await tenant.post("/events", dict(event, properties={"score": 2}))
     assert r.status_code == 422 and r.json()["field"] == "message_id"
+
+
+async def test_a_replay_racing_the_first_write_falls_back_to_on_conflict(tenant, db):
+    """The first write of X is still uncommitted when the batch [X, Y] checks for replays:
+    the plain insert then waits, fails on X's unique key, and ON CONFLICT settles it."""
+    from tenants.context import SYSTEM
+    from tenants.service import tenant_context
+
+    ctx = await tenant_context(db, tenant.id, SYSTEM)
+    uid = {"app_user_id": unique("race")}
+    first = (await tenant.post("/events", {"message_id": unique("r"), "type": "app_opened",
+                                           "identifiers": uid})).json()
+    x, y = unique("x"), unique("y")
+    async with db.tenant_tx(ctx) as conn:
+        await conn.execute(
+            """insert into events (tenant_id, message_id, customer_id, type, occurred_at,
+                                   source) values ($1, $2, $3, 'app_opened', now(), 'api')""",
+            tenant.id, x, uuid.UUID(first["customer_id"]))
+        batch = asyncio.create_task(tenant.post("/events:batch", {"items": [
+            {"message_id": x, "type": "app_opened", "identifiers": uid},
+            {"message_id": y, "type": "app_opened", "identifiers": uid}]}))
+        await asyncio.sleep(0.5)  # the batch is now blocked on x's uncommitted key
+        assert not batch.done()
+    results = (await batch).json()["results"]
+    assert [r["status"] for r in results] == ["duplicate", "accepted"]
