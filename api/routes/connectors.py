@@ -8,6 +8,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.deps import Ctx, CursorParam, Db, LimitParam
 from api.routes.plugins import PLUGIN_DEPENDENCIES, Box, Plugins
+from core import ratelimit
 from core.connectors import runs, service, sync
 from core.connectors.schemas import (
     Connector,
@@ -19,7 +20,7 @@ from core.connectors.schemas import (
     RunStart,
 )
 from core.db import Database
-from core.errors import Unauthenticated
+from core.errors import RateLimited, Unauthenticated
 from core.pagination import DEFAULT_LIMIT, Page
 from core.plugin_config.secrets import SecretBox
 from core.settings import Settings
@@ -133,6 +134,14 @@ async def inbound_webhook(request: Request, tenant: FromPath[str],
         raise Unauthenticated("unknown connector or bad signature") from None
     if found.status != "active":
         raise Unauthenticated("unknown connector or bad signature")
+    settings = state.settings
+    # No API key here, so the rate limit is per connector URL (floods cost DB lookups).
+    decision = await ratelimit.hit(state.redis, settings.redis_prefix,
+                                   f"hook:{tenant}:{connector_id}",
+                                   settings.rate_limit_per_minute)
+    if not decision.allowed:
+        raise RateLimited(f"rate limit of {decision.limit} deliveries per minute exceeded",
+                          retry_after=decision.reset_in)
     ctx = context_for(found, Actor(kind="connector", id=connector_id),
                       request.scope["state"].get("request_id"))
     body = await request.body()

@@ -5,8 +5,9 @@ collection plan lists each requirement nothing feeds yet. Providers are plain fu
 no argument, registered at import of the module that declares them (like route handlers):
 no state, no I/O.
 
-Until the canvas declares its own, `default_lifecycle_requirements` states what the
-standard cycle (prospect → customer → loyal → fragile → inactive) of DESIGN.md runs on.
+Declared here: what the stage rules of the built-in lifecycle canvas read (derived from its
+definition, so it follows the canvas), and what every message needs (email, consent,
+personalisation). Other modules add theirs with `declare_requirements`.
 """
 
 from __future__ import annotations
@@ -52,19 +53,51 @@ def canvas_requirements() -> list[Requirement]:
     return sorted(seen.values(), key=lambda r: (r.kind, r.name, r.needed_by))
 
 
-_CANVAS = "lifecycle canvas (default)"
+_CONTACT = "relational plan (contact and personalisation)"
 
 
 @declare_requirements
-def default_lifecycle_requirements() -> list[Requirement]:
+def contact_requirements() -> list[Requirement]:
+    """What every message of the relational plan needs, whatever the stage."""
     return [
-        Requirement("identifier", "email", _CANVAS, "reach customers by email"),
-        Requirement("consent", "email.marketing", _CANVAS,
+        Requirement("identifier", "email", _CONTACT, "reach customers by email"),
+        Requirement("consent", "email.marketing", _CONTACT,
                     "marketing emails need a recorded consent"),
-        Requirement("field", "first_name", _CANVAS, "personalise messages"),
-        Requirement("field", "language", _CANVAS, "send in the customer's language"),
-        Requirement("event", "ticket_purchased", _CANVAS,
-                    "prospect → customer → loyal transitions"),
-        Requirement("event", "trip_validated", _CANVAS, "activity: fragile and inactive"),
-        Requirement("event", "nps_submitted", _CANVAS, "NPS under a threshold: fragile"),
+        Requirement("field", "first_name", _CONTACT, "personalise messages"),
+        Requirement("field", "language", _CONTACT, "send in the customer's language"),
     ]
+
+
+@declare_requirements
+def lifecycle_requirements() -> list[Requirement]:
+    """The events and fields the stage rules of the built-in lifecycle canvas read
+    (`core.lifecycle.model.default_version`), found by walking its conditions."""
+    try:
+        from core.lifecycle.model import default_version
+    except ImportError:  # the canvas is optional to the collection plan
+        return []
+    stages: dict[tuple[str, str], list[str]] = {}
+    definition = msgspec.to_builtins(default_version().definition)
+    for stage in definition.get("stages", []):
+        for reference in _references(stage.get("when")):
+            names = stages.setdefault(reference, [])
+            if stage.get("name") not in names:
+                names.append(stage.get("name"))
+    return [Requirement(kind, name, "lifecycle canvas",  # type: ignore[arg-type]
+                        f"stage rules: {', '.join(names)}")
+            for (kind, name), names in stages.items()]
+
+
+def _references(node: object) -> Iterable[tuple[str, str]]:
+    if isinstance(node, dict):
+        events = node.get("event")
+        for event in [events] if isinstance(events, str) else events or []:
+            if isinstance(event, str):
+                yield "event", event
+        if isinstance(node.get("field"), str):
+            yield "field", node["field"]
+        for value in node.values():
+            yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)

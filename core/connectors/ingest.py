@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from core.connectors.mapping import Mapper, Mapping, RowError
 from core.connectors.schemas import Reject
 from core.consents.schemas import ConsentChange, ConsentChanges
@@ -23,7 +21,7 @@ from core.consents.service import set_consents
 from core.db import Database
 from core.errors import RelaisError
 from core.events import service as events
-from core.events.schemas import EventIn, IdentifyIn, ItemResult
+from core.events.schemas import EventIn, Identifiers, IdentifyIn, ItemResult
 from core.model.service import DataConfig
 from plugins.connectors import SourceRecord
 from plugins.manager import PluginManager
@@ -50,6 +48,11 @@ class Outcome:
     @property
     def rejected(self) -> int:
         return len(self.rejects)
+
+
+def _identifiers(values: dict[str, Any]) -> Identifiers:
+    # Built directly (no msgspec.convert per row): the mapper only produces strings.
+    return Identifiers(**values)
 
 
 def _rejected(result: ItemResult, prefix: str) -> tuple[str, str | None]:
@@ -86,30 +89,40 @@ class Ingester:
                 outcome.rejects.append(Reject(line=record.line, reason=exc.reason,
                                               field=exc.field))
         failed: dict[int, Reject] = {}
-        identify_items, identify_lines = [], []
-        event_items, event_lines = [], []
-        for line, mapped in rows:
-            try:
-                if mapped.traits or mapped.event is None:
-                    identify_items.append(msgspec.convert(
-                        {"identifiers": mapped.identifiers, "traits": mapped.traits},
-                        IdentifyIn))
-                    identify_lines.append(line)
-                if mapped.event is not None:
-                    event_items.append(msgspec.convert(mapped.event, EventIn))
-                    event_lines.append(line)
-            except msgspec.ValidationError as exc:
-                failed[line] = Reject(line=line, reason=str(exc), field="mapping")
         customer_of: dict[int, Any] = {}
+        # Identity is resolved once per row: rows with traits (or nothing but identifiers)
+        # go through identify, and their events then name the resolved customer_id.
+        identify_items, identify_lines = [], []
+        for line, mapped in rows:
+            if mapped.traits or mapped.event is None:
+                identify_items.append(IdentifyIn(identifiers=_identifiers(mapped.identifiers),
+                                                 traits=mapped.traits))
+                identify_lines.append(line)
         if identify_items:
             results = await events.identify(self.db, self.ctx, identify_items,
                                             source=self.source)
             for line, result in zip(identify_lines, results, strict=True):
                 if result.status == "rejected":
                     reason, where = _rejected(result, "")
-                    failed.setdefault(line, Reject(line=line, reason=reason, field=where))
+                    failed[line] = Reject(line=line, reason=reason, field=where)
                 elif result.customer_id is not None:
                     customer_of[line] = result.customer_id
+        event_items, event_lines = [], []
+        for line, mapped in rows:
+            event = mapped.event
+            if event is None or line in failed:
+                continue
+            if len(event["type"]) > 64:
+                failed[line] = Reject(line=line, reason="event type longer than 64 characters",
+                                      field="event.type")
+                continue
+            customer = customer_of.get(line)
+            event_items.append(EventIn(
+                message_id=event["message_id"], type=event["type"],
+                identifiers=None if customer else _identifiers(mapped.identifiers),
+                customer_id=customer, occurred_at=event["occurred_at"],
+                properties=event["properties"]))
+            event_lines.append(line)
         if event_items:
             results = await events.ingest_events(self.db, self.ctx, event_items,
                                                  source=self.source)
@@ -119,7 +132,7 @@ class Ingester:
                     reason, where = _rejected(result, "event.")
                     if result.status == "quarantined":
                         reason = f"quarantined by the tenant's tracking-plan policy: {reason}"
-                    failed.setdefault(line, Reject(line=line, reason=reason, field=where))
+                    failed[line] = Reject(line=line, reason=reason, field=where)
                 elif result.customer_id is not None:
                     customer_of.setdefault(line, result.customer_id)
                     if result.status == "accepted":

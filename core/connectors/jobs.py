@@ -2,8 +2,8 @@
 
 The scheduler walks every active tenant (one short transaction each): pull connectors whose
 `next_run_at` has come get a run and a job; runs whose worker stopped reporting for
-`STALE_AFTER` are queued again and resume from their checkpoint; webhook runs of past hours
-are closed.
+`STALE_AFTER` (or whose job never started) are queued again and resume from their
+checkpoint; webhook runs of past hours are closed.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ async def schedule_connector_syncs(ctx: JobContext, now: datetime | None = None)
     queued = 0
     for tenant_id in await list_tenant_ids(db, status="active"):
         tenant = await tenant_context(db, tenant_id, SYSTEM)
-        jobs: list[tuple[str, int]] = []
+        jobs: list[tuple[str, str]] = []
         async with db.tenant_tx(tenant) as conn:
             await conn.execute(
                 """update connector_runs set status = 'succeeded',
@@ -39,7 +39,7 @@ async def schedule_connector_syncs(ctx: JobContext, now: datetime | None = None)
                    where trigger = 'webhook' and status = 'running'
                      and created_at < date_trunc('hour', $1::timestamptz)""", now)
             for stale in await runs.stale_runs(conn, now - STALE_AFTER):
-                jobs.append((stale["id"], stale["attempts"]))
+                jobs.append((stale["id"], f"{stale['attempts']}-{now:%Y%m%d%H%M}"))
             due = await conn.fetch(
                 """select id, schedule_minutes from connectors
                    where status = 'active' and schedule_minutes is not null
@@ -48,12 +48,12 @@ async def schedule_connector_syncs(ctx: JobContext, now: datetime | None = None)
                 if await runs.open_run(conn, connector["id"]) is None:
                     run = await runs.create_run(conn, tenant, connector["id"], "schedule",
                                                 "scheduled sync")
-                    jobs.append((run.id, 0))
+                    jobs.append((run.id, ""))
                 await conn.execute(
                     """update connectors set next_run_at = $2::timestamptz
                            + make_interval(mins => schedule_minutes) where id = $1""",
                     connector["id"], now)
-        for run_id, attempt in jobs:
-            await enqueue(tenant_id, run_id, attempt)
+        for run_id, retry in jobs:
+            await enqueue(tenant_id, run_id, retry)
             queued += 1
     return queued

@@ -12,6 +12,7 @@ records the error against the line and carries on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
@@ -155,6 +156,18 @@ def _parse_datetime(value: Any, fmt: str | None, tz: ZoneInfo, what: str, *,
         moment = datetime.fromtimestamp(value, UTC)
         return moment.date() if date_only else moment
     text = str(value).strip()
+    parsed = _parse_text(text, fmt, tz, date_only)
+    if parsed is None:
+        shape = f"the format {fmt}" if fmt else "ISO 8601"
+        raise RowError(what, f"{text!r} is not a date{'' if date_only else '-time'} in "
+                             f"{shape}")
+    return parsed
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parse_text(text: str, fmt: str | None, tz: ZoneInfo, date_only: bool) -> Any:
+    """Exports repeat the same timestamps (minute resolution) row after row: strptime is
+    the costliest step of mapping a row, so results are cached. None: not a date."""
     try:
         if fmt:
             moment = datetime.strptime(text, fmt)
@@ -163,9 +176,7 @@ def _parse_datetime(value: Any, fmt: str | None, tz: ZoneInfo, what: str, *,
         else:
             moment = datetime.fromisoformat(text)
     except ValueError:
-        shape = f"the format {fmt}" if fmt else "ISO 8601"
-        raise RowError(what, f"{text!r} is not a date{'' if date_only else '-time'} in "
-                             f"{shape}") from None
+        return None
     if date_only:
         return moment.date()
     return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment

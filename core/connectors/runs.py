@@ -119,10 +119,14 @@ async def finish(conn: Connection, run_id: str, *, error: str | None = None) -> 
 
 
 async def stale_runs(conn: Connection, older_than: datetime) -> list[asyncpg.Record]:
-    """Runs whose worker stopped reporting (crashed): the scheduler restarts them."""
+    """Runs whose worker stopped reporting (crashed), or whose job never started (Redis was
+    down when it was queued): the scheduler queues them again. A duplicate job is harmless:
+    `claim` lets only one of them run."""
     return await conn.fetch(
         """select id, attempts from connector_runs
-           where status = 'running' and trigger <> 'webhook' and heartbeat_at < $1""",
+           where trigger <> 'webhook'
+             and ((status = 'running' and heartbeat_at < $1)
+                  or (status = 'queued' and created_at < $1))""",
         older_than)
 
 

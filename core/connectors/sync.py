@@ -51,10 +51,11 @@ class Enqueue:
     def __init__(self, arq: Any, settings: Settings) -> None:
         self.arq, self.settings = arq, settings
 
-    async def __call__(self, tenant_id: str, run_id: str, attempt: int = 0) -> None:
+    async def __call__(self, tenant_id: str, run_id: str, retry: str = "") -> None:
+        """`retry` distinguishes a re-queued job from the first one (arq keeps job ids)."""
         from core.jobs.context import enqueue
 
-        key = run_id if not attempt else f"{run_id}:{attempt}"
+        key = f"{run_id}:{retry}" if retry else run_id
         await enqueue(self.arq, self.settings, "run_connector", tenant_id=tenant_id, key=key,
                       run_id=run_id)
 
