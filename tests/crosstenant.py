@@ -100,3 +100,10 @@ async def _template(world: World) -> str:
 async def _variant(world: World) -> str:
     from tests.templates.factories import make_variant
     return await make_variant(world)
+
+
+
+@factory("msg_id")  # messaging (issue #6)
+async def _message(world: World) -> str:
+    from tests.messaging.factories import make_message
+    return await make_message(world)

@@ -11,16 +11,23 @@ from api.routes.customers import CustomerController
 from api.routes.events import IngestController
 from api.routes.health import health_routes
 from api.routes.keys import HqKeyController, TenantKeyController
+from api.routes.messages import (  # messaging (#6)
+    HqMessagingPolicyController,
+    TenantCallbackController,
+    TenantMessageController,
+    TenantMessagingPolicyController,
+)
 from api.routes.model import HqModelController, TenantModelController
 from api.routes.oauth import HqOAuthClientController, TenantOAuthController, oauth_routes
+from api.routes.plugins import HqPluginController, TenantPluginController
 from api.routes.templates import (  # templates (#6)
     HqPartialController,
     HqTemplateController,
     TemplateSettingsController,
     TenantTemplateController,
 )
-from api.routes.plugins import HqPluginController, TenantPluginController
 from api.routes.tenants import HqTenantController, TenantSelfController
+from api.routes.tracking import tracking_routes  # public tracking links, outside /v1 (#6)
 
 ROUTE_HANDLERS = [
     *health_routes,
@@ -33,7 +40,10 @@ ROUTE_HANDLERS = [
     TenantAuditController,
     HqModelController, TenantModelController, IngestController, CustomerController,
     ConsentController,
-    HqTemplateController, HqPartialController, TenantTemplateController, TemplateSettingsController,  # noqa: E501  templates (#6)
+    HqTemplateController, HqPartialController, TenantTemplateController,  # templates (#6)
+    TemplateSettingsController,
+    TenantMessageController, TenantCallbackController, HqMessagingPolicyController,  # (#6)
+    TenantMessagingPolicyController, *tracking_routes,  # messaging (#6)
     HqPluginController, TenantPluginController,
     *connector_routes,
     TenantCollectionPlanController, HqCollectionPlanController,

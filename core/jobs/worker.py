@@ -13,6 +13,7 @@ from core.connectors.jobs import run_connector, schedule_connector_syncs
 from core.db import Database
 from core.events.jobs import repoint_merged_events, run_import, sweep_customer_data
 from core.jobs.context import JobContext
+from core.messaging.jobs import dispatch_messages, schedule_dispatch  # messaging (#6)
 from core.oauth.jobs import purge_oauth_credentials, schedule_oauth_purge
 from core.settings import Settings
 from plugins.manager import load_plugins
@@ -25,6 +26,8 @@ CRON_JOBS.append(cron(schedule_connector_syncs, unique=True))  # pull syncs, eve
 FUNCTIONS += [purge_oauth_credentials, schedule_oauth_purge]  # OAuth (#8)
 CRON_JOBS.append(cron(schedule_oauth_purge, hour={3}, minute={45}, unique=True))  # (#8)
 CRON_JOBS.append(cron(sweep_customer_data, minute=set(range(0, 60, 5)), unique=True))  # (#3)
+FUNCTIONS += [dispatch_messages, schedule_dispatch]  # messaging (#6)
+CRON_JOBS.append(cron(schedule_dispatch, unique=True))  # due messages, every minute (#6)
 
 
 def build_worker(settings: Settings, *, burst: bool = False, **overrides: Any) -> Worker:
