@@ -164,7 +164,7 @@ def _identify_items(profiles: int) -> list[list[dict]]:
 def _events(count: int, known: int) -> list[dict]:
     now = datetime.now(UTC)
     out = []
-    for i in range(count):
+    for _ in range(count):
         kind, props = _rng.choice(_EVENT_KINDS)
         # 97% known app users, 3% first-time visitors (their event creates the profile).
         who = (f"app-{_rng.randrange(known)}" if _rng.random() < 0.97

@@ -166,8 +166,8 @@ async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfi
             # replay slipping in between makes it fail as a whole: then ON CONFLICT decides.
             async with conn.transaction():
                 row = await conn.fetchrow(_INSERT_EVENTS.format(
-                    filter="where not exists (select 1 from events e where e.tenant_id = $1 "
-                           "and e.message_id = u.m)", conflict=""), *args)
+                    filter="where (select 1 from events e where e.tenant_id = $1 "
+                           "and e.message_id = u.m) is null", conflict=""), *args)
         except asyncpg.UniqueViolationError:
             row = await conn.fetchrow(_INSERT_EVENTS.format(
                 filter="", conflict="on conflict (tenant_id, message_id) do nothing"), *args)
