@@ -101,7 +101,9 @@ async def apply_updates(conn: Connection, ctx: TenantContext,
         if update.status in ("failed", "bounced", "complained") and new_status == update.status:
             sets += [f"status_reason = coalesce({param(update.reason)}, status_reason)",
                      f"error_code = coalesce({param(update.error_code)}, error_code)"]
-        await conn.execute(f"update messages set {', '.join(sets)} where id = $1", *values)
+        if first or new_status != row["status"]:  # a repeated open or click changes no row
+            await conn.execute(f"update messages set {', '.join(sets)} where id = $1",
+                               *values)
         if update.status == "clicked" and row["opened_at"] is None:
             await conn.execute(
                 """insert into message_events (tenant_id, message_id, status, at, reason)
