@@ -35,7 +35,7 @@ from core.messaging import ratelimit
 from core.messaging.channels import SenderBinding, enabled_plugins, sender_for
 from core.messaging.outbox import claim, mark_claimed, settle_expired, write_outcomes
 from core.messaging.policy import DispatchPolicy, dispatch_policy
-from core.messaging.prepare import Outcome, Prepared, Preparer
+from core.messaging.prepare import Eligibility, Outcome, Prepared, Preparer
 from core.messaging.tracking import Signer
 from core.plugin_config.secrets import SecretBox
 from core.settings import Settings
@@ -85,6 +85,7 @@ class DispatchReport(msgspec.Struct):
     skipped: int = 0
     retrying: int = 0
     released: int = 0
+    delayed: int = 0
     requeued: int = 0
     in_doubt: int = 0
     more: bool = False
@@ -208,7 +209,10 @@ async def dispatch(d: Dispatcher, ctx: TenantContext, channel: str, *,
     async with d.db.tenant_tx(ctx) as conn:
         policy = await dispatch_policy(conn, ctx.tenant_id, channel)
         enabled = await enabled_plugins(conn, ctx, d.plugins, box)
-        preparer = await Preparer.load(conn, ctx, channel, d.signer)
+        rules = {name: config for name, config in enabled.items()
+                 if d.plugins.component(name).kind == "rule"}
+        preparer = await Preparer.load(conn, ctx, channel, d.signer,
+                                       Eligibility(d.plugins, rules) if rules else None)
     binding = sender_for(channel, enabled, d.plugins)
     senders: list[ChannelSender] = []
     try:

@@ -14,8 +14,8 @@ from plugins.types import MessageStatusChange
 from tenants.context import TenantContext
 
 _PICK = """
-    select id, customer_id, category, purpose, template_id, locale, to_address, data,
-           attempts + 1 as attempts
+    select id, customer_id, channel, category, purpose, template_id, locale, to_address,
+           data, attempts + 1 as attempts, scheduled_at, source_type, source_id, step, tags
     from messages
     where status = 'planned' and channel = $1 and scheduled_at <= now() {urgent}
     order by scheduled_at limit $2 for update skip locked"""
@@ -87,7 +87,7 @@ async def write_outcomes(conn: Connection, ctx: TenantContext, token: str, provi
                            retry_in)),
                 done as (
                    update messages m set
-                       status = case when u.status = 'released' then 'planned'
+                       status = case when u.status in ('released', 'delayed') then 'planned'
                                      else u.status end,
                        status_reason = u.reason, error_code = u.error_code,
                        provider = case when u.status = 'sent' then $11 else m.provider end,
@@ -99,8 +99,8 @@ async def write_outcomes(conn: Connection, ctx: TenantContext, token: str, provi
                        scheduled_at = case when u.retry_in is not null
                                            then $2 + make_interval(secs => u.retry_in)
                                            else m.scheduled_at end,
-                       attempts = case when u.status = 'released' then m.attempts - 1
-                                       else m.attempts end,
+                       attempts = case when u.status in ('released', 'delayed')
+                                       then m.attempts - 1 else m.attempts end,
                        claim_token = null, lease_until = null, updated_at = $2
                    from u where m.tenant_id = $1 and m.id = u.id and m.claim_token = $12
                    returning m.id, m.customer_id, m.channel, u.status, u.reason, u.error_code,

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
+
+import msgspec
 
 from core.db import Connection
 from core.messaging.statuses import ADDRESS_KIND, address_hash, hash_key
@@ -21,6 +24,8 @@ from core.templates.context import load_customers, render_context, tenant_namesp
 from core.templates.effective import EffectiveTemplate, TemplateRenderers, load_effective
 from core.templates.rendering import TemplateRenderError
 from plugins.builtin.channels.base import OutboundMessage
+from plugins.manager import PluginManager
+from plugins.types import EligibilityCandidate, EligibilityVerdict
 from tenants.context import TenantContext
 
 
@@ -29,7 +34,7 @@ class Outcome:
     """What happened to one claimed message; written back set-based."""
 
     message_id: str
-    status: str  # sent | failed | skipped | planned (retry) | released
+    status: str  # sent | failed | skipped | planned (retry) | released | delayed
     reason: str | None = None
     error_code: str | None = None
     provider_message_id: str | None = None
@@ -37,6 +42,36 @@ class Outcome:
     locale: str | None = None
     retry_in: float | None = None
     suppress: str | None = None  # suppression reason for the address, if any
+
+
+def delayed(message_id: str, verdict: EligibilityVerdict) -> Outcome:
+    until = verdict.until or datetime.now(UTC) + timedelta(minutes=15)
+    wait = max(1.0, (until - datetime.now(UTC)).total_seconds())
+    return Outcome(message_id, "delayed", reason=f"rule {verdict.rule or '?'}: "
+                   f"{verdict.reason}"[:300], retry_in=wait)
+
+
+@dataclass
+class Eligibility:
+    """The tenant's enabled rule plugins (`relais_check_eligibility`), asked once per batch.
+    A veto skips the message with the rule's reason, a delay puts it back for later."""
+
+    plugins: PluginManager
+    rules: dict[str, msgspec.Struct]
+
+    async def verdicts(self, ctx: TenantContext, rows: Sequence[Any],
+                       customers: dict[UUID, Any]) -> dict[str, EligibilityVerdict]:
+        candidates = []
+        for r in rows:
+            customer = customers.get(r["customer_id"])
+            if customer is None:
+                continue
+            candidates.append(EligibilityCandidate(
+                message_id=r["id"], tenant_id=ctx.tenant_id, customer_id=customer.id,
+                channel=r["channel"], category=r["category"], scheduled_at=r["scheduled_at"],
+                timezone=ctx.timezone, source=f"{r['source_type']}:{r['source_id']}:{r['step']}",
+                tags=tuple(r["tags"]), profile=customer.fields))
+        return await self.plugins.check_eligibility(candidates, self.rules)
 
 
 @dataclass
@@ -56,15 +91,16 @@ class Preparer:
     """Per dispatch run: the tenant namespace and renderers are read once."""
 
     def __init__(self, ctx: TenantContext, channel: str, signer: Signer,
-                 tenant: dict[str, Any], renderers: TemplateRenderers) -> None:
+                 tenant: dict[str, Any], renderers: TemplateRenderers,
+                 rules: Eligibility | None = None) -> None:
         self.ctx, self.channel, self.signer = ctx, channel, signer
-        self.tenant, self.renderers = tenant, renderers
+        self.tenant, self.renderers, self.rules = tenant, renderers, rules
 
     @classmethod
     async def load(cls, conn: Connection, ctx: TenantContext, channel: str,
-                   signer: Signer) -> Preparer:
+                   signer: Signer, rules: Eligibility | None = None) -> Preparer:
         return cls(ctx, channel, signer, await tenant_namespace(conn, ctx),
-                   await TemplateRenderers.load(conn))
+                   await TemplateRenderers.load(conn), rules)
 
     async def prepare(self, conn: Connection, rows: Sequence[Any]) -> Batch:
         customers = await load_customers(conn, [r["customer_id"] for r in rows])
@@ -74,9 +110,11 @@ class Preparer:
         addresses = {r["id"]: self._address(r, customers.get(r["customer_id"])) for r in rows}
         suppressed = await self._suppressed(conn, [a for a in addresses.values() if a])
         batch = Batch(ready=[], outcomes=[])
+        verdicts = await self.rules.verdicts(self.ctx, rows, customers) if self.rules else {}
         for row in rows:
             customer = customers.get(row["customer_id"])
             address = addresses[row["id"]]
+            verdict = verdicts.get(row["id"])
             skip = None
             if customer is None:
                 skip = "customer_not_found"
@@ -89,6 +127,11 @@ class Preparer:
                 skip = "no_address"
             elif address in suppressed:
                 skip = "suppressed"
+            elif verdict is not None and verdict.action == "veto":
+                skip = f"rule {verdict.rule or '?'}: {verdict.reason}"[:300]
+            if verdict is not None and verdict.action == "delay" and not skip:
+                batch.outcomes.append(delayed(row["id"], verdict))
+                continue
             if skip:
                 batch.outcomes.append(Outcome(row["id"], "skipped", reason=skip,
                                               to_address=address))

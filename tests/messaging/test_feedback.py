@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from core.messaging.dispatch import Dispatcher, dispatch
 from core.messaging.schemas import PlannedMessage
 from core.messaging.service import enqueue_planned
 from core.messaging.tracking import Signer
-from plugins import hookimpl
+from core.plugin_config import service as plugin_config
+from core.plugin_config.schemas import HqPluginUpdate, TenantPluginPut
+from core.plugin_config.secrets import SecretBox
+from plugins import EligibilityVerdict, RuleType, hookimpl
 from plugins.manager import load_plugins
+from tenants.context import HqContext
 from tests.conftest import auth
 from tests.messaging.conftest import links, path_of
 from tests.templates.factories import hq_template
@@ -243,3 +248,51 @@ async def test_transactional_and_alerts_are_claimed_before_a_campaign_backlog(en
     order = [m.rcpt_tos[0] for m in sink.messages]
     assert set(order[:2]) == {"q3@reseau-lyon.fr", "q4@reseau-lyon.fr"}
     assert len(set(order)) == 5
+
+
+class QuietRule:
+    """A local rule overlay: vetoes one customer, delays another."""
+
+    def __init__(self) -> None:
+        self.veto: set[str] = set()
+        self.delay: set[str] = set()
+
+    @hookimpl
+    def relais_rule_types(self):
+        return [RuleType(name="test_quiet_rule")]
+
+    @hookimpl
+    def relais_check_eligibility(self, candidates, rules):
+        until = datetime.now(UTC) + timedelta(hours=2)
+        return [EligibilityVerdict(message_id=c.message_id, action="veto", reason="red list",
+                                   rule="test_quiet_rule")
+                for c in candidates if str(c.customer_id) in self.veto] + [
+                EligibilityVerdict(message_id=c.message_id, action="delay", until=until,
+                                   reason="quiet hours", rule="test_quiet_rule")
+                for c in candidates if str(c.customer_id) in self.delay]
+
+
+async def test_rule_plugins_veto_or_delay_at_dispatch(env, sink, db, redis, settings):
+    template_id = await email_env(env, sink, db, category="transactional",
+                                  purpose="transactional")
+    rule = QuietRule()
+    manager = load_plugins(entry_points=False, extra=[("quiet", rule)])
+    box = SecretBox.from_settings(settings)
+    await plugin_config.put_hq_plugin(db, HqContext(), manager, box, "test_quiet_rule",
+                                      HqPluginUpdate(allowed=True))
+    await plugin_config.put_tenant_plugin(db, env.ctx, manager, box, "test_quiet_rule",
+                                          TenantPluginPut(enabled=True))
+    ok, vetoed, delayed = [await env.customer(first_name="R") for _ in range(3)]
+    rule.veto.add(vetoed)
+    rule.delay.add(delayed)
+    sent = [await env.send(template_id, c) for c in (ok, vetoed, delayed)]
+    d = Dispatcher(db=db, redis=redis, settings=settings, plugins=manager)
+    report = await dispatch(d, env.ctx, "email")
+    assert (report.sent, report.skipped, report.delayed) == (1, 1, 1), report
+    states = [await env.message(m["id"]) for m in sent]
+    assert states[1]["status"] == "skipped"
+    assert states[1]["status_reason"] == "rule test_quiet_rule: red list"
+    assert states[2]["status"] == "planned" and states[2]["attempts"] == 0
+    assert states[2]["events"][-1]["status"] == "delayed"
+    later = datetime.fromisoformat(states[2]["scheduled_at"])
+    assert later > datetime.now(UTC) + timedelta(hours=1)
