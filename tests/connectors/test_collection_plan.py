@@ -22,7 +22,7 @@ CSV = ("email,first_name,ticket,product,amount\n"
 
 
 def _needs_pmr() -> list[Requirement]:
-    return [Requirement("field", "pmr_status", "accessibility journey", "route alerts"),
+    return [Requirement("field", "plan_test_mobility", "accessibility journey", "route alerts"),
             Requirement("field", "first_name", "accessibility journey")]
 
 
@@ -43,7 +43,7 @@ async def test_the_plan_shows_sources_fill_rates_and_what_nothing_feeds(
         "message_id": "app-1", "type": "app_opened",
         "identifiers": {"email": "d@star-rennes.fr"}})
     assert r.status_code == 200, r.text
-    r = await tenant.request("POST", "/model/fields", json={"name": "pmr_status",
+    r = await tenant.request("POST", "/model/fields", json={"name": "plan_test_mobility",
                                                             "type": "boolean"})
     assert r.status_code in (200, 201), r.text
 
@@ -63,10 +63,10 @@ async def test_the_plan_shows_sources_fill_rates_and_what_nothing_feeds(
     assert app["profiles_with_value"] == 1 and app["connectors"] == []
     email = items[("identifier", "email")]
     assert email["fill_rate"] == 1.0 and email["connectors"] == ["ticketing"]
-    pmr = items[("field", "pmr_status")]
+    pmr = items[("field", "plan_test_mobility")]
     assert pmr["scope"] == "tenant" and pmr["fill_rate"] == 0.0
     missing = {(m["kind"], m["name"]) for m in plan["missing"]}
-    assert ("field", "pmr_status") in missing and ("event", "trip_validated") in missing
+    assert ("field", "plan_test_mobility") in missing and ("event", "trip_validated") in missing
     trips = next(m for m in plan["missing"] if m["name"] == "trip_validated")
     assert trips["needed_by"] == "lifecycle canvas" and "fragile" in trips["reason"]
     assert ("event", "ticket_purchased") not in missing

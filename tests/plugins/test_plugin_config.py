@@ -69,6 +69,7 @@ async def test_a_tenant_enables_only_what_hq_allows(client, hq_key, tenant):
                      json={"allowed": False})
     r = await client.get(url, headers=auth(key))
     assert r.json()["problem"] == "HQ does not allow this plugin"
+    await _hq_put(client, hq_key, "whatsapp_cloud")  # HQ-wide row: leave it allowed
 
 
 @pytest.mark.parametrize(("config", "field"), [
