@@ -8,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+from functools import partial
 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware import ASGIMiddleware
@@ -93,7 +94,7 @@ class AuthMiddleware(ASGIMiddleware):
         if tenant_id is not None:
             if principal.tenant_id is not None and principal.tenant_id != tenant_id:
                 raise NotFound(f"tenant {tenant_id!r} not found")
-            tenant = await get_tenant(state.db, tenant_id)
+            tenant = await state.access_cache.tenant(tenant_id, partial(get_tenant, state.db))
             scope["state"]["tenant_ctx"] = context_for(
                 tenant, actor_of(principal), scope["state"].get("request_id"))
 

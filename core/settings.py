@@ -36,6 +36,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     public_url: str = ""
     audit_retention_days: int = 365
+    # How long a verified API key / tenant row is trusted without a database read.
+    auth_cache_seconds: int = 5
 
     @property
     def embedded(self) -> bool:
@@ -55,7 +57,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 _INT_FIELDS = {
     "port", "rate_limit_per_minute", "max_body_bytes", "db_pool_min", "db_pool_max",
-    "audit_retention_days",
+    "audit_retention_days", "auth_cache_seconds",
 }
 
 

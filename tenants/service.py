@@ -27,7 +27,7 @@ async def fetch_tenant(conn: Connection, tenant_id: str) -> Tenant | None:
 
 
 async def get_tenant(db: Database, tenant_id: str) -> Tenant:
-    async with db.hq_tx() as conn:
+    async with db.pool.acquire() as conn:  # one HQ-wide read: no transaction needed
         tenant = await fetch_tenant(conn, tenant_id)
     if tenant is None:
         raise NotFound(f"tenant {tenant_id!r} not found")

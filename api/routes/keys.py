@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 
 from api.deps import Ctx, CursorParam, Db, Hq, LimitParam
@@ -23,8 +23,10 @@ class TenantKeyController(Controller):
         return await service.list_tenant_keys(db, ctx, cursor=cursor, limit=limit)
 
     @delete("/{key_id:str}", opt={"scope": "admin"}, status_code=200, summary="Revoke a key")
-    async def revoke(self, db: Db, ctx: Ctx, key_id: FromPath[str]) -> ApiKey:
-        return await service.revoke_tenant_key(db, ctx, key_id)
+    async def revoke(self, request: Request, db: Db, ctx: Ctx, key_id: FromPath[str]) -> ApiKey:
+        revoked = await service.revoke_tenant_key(db, ctx, key_id)
+        request.app.state.access_cache.forget_key(key_id)
+        return revoked
 
 
 class HqKeyController(Controller):
@@ -42,5 +44,7 @@ class HqKeyController(Controller):
         return await service.list_hq_keys(db, cursor=cursor, limit=limit)
 
     @delete("/{key_id:str}", opt={"scope": "admin"}, status_code=200, summary="Revoke a key")
-    async def revoke(self, db: Db, hq: Hq, key_id: FromPath[str]) -> ApiKey:
-        return await service.revoke_hq_key(db, hq, key_id)
+    async def revoke(self, request: Request, db: Db, hq: Hq, key_id: FromPath[str]) -> ApiKey:
+        revoked = await service.revoke_hq_key(db, hq, key_id)
+        request.app.state.access_cache.forget_key(key_id)
+        return revoked

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from litestar import Controller, get, patch, post
+from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.deps import Ctx, CursorParam, Db, Hq, LimitParam
@@ -29,19 +29,27 @@ class HqTenantController(Controller):
         return await service.get_tenant(db, tenant_id)
 
     @patch("/{tenant_id:str}", opt={"scope": "tenants:write"}, summary="Update a tenant")
-    async def update(self, db: Db, hq: Hq, tenant_id: FromPath[str],
+    async def update(self, request: Request, db: Db, hq: Hq, tenant_id: FromPath[str],
                      data: JSONBody[TenantUpdate]) -> Tenant:
-        return await service.update_tenant(db, hq, tenant_id, data)
+        updated = await service.update_tenant(db, hq, tenant_id, data)
+        request.app.state.access_cache.forget_tenant(tenant_id)
+        return updated
 
     @post("/{tenant_id:str}/suspend", opt={"scope": "tenants:write"}, status_code=200,
           summary="Suspend a tenant: its keys stop working")
-    async def suspend(self, db: Db, hq: Hq, tenant_id: FromPath[str]) -> Tenant:
-        return await service.set_status(db, hq, tenant_id, "suspended")
+    async def suspend(self, request: Request, db: Db, hq: Hq,
+                      tenant_id: FromPath[str]) -> Tenant:
+        suspended = await service.set_status(db, hq, tenant_id, "suspended")
+        request.app.state.access_cache.forget_tenant(tenant_id)
+        return suspended
 
     @post("/{tenant_id:str}/reactivate", opt={"scope": "tenants:write"}, status_code=200,
           summary="Reactivate a suspended tenant")
-    async def reactivate(self, db: Db, hq: Hq, tenant_id: FromPath[str]) -> Tenant:
-        return await service.set_status(db, hq, tenant_id, "active")
+    async def reactivate(self, request: Request, db: Db, hq: Hq,
+                         tenant_id: FromPath[str]) -> Tenant:
+        reactivated = await service.set_status(db, hq, tenant_id, "active")
+        request.app.state.access_cache.forget_tenant(tenant_id)
+        return reactivated
 
 
 class TenantSelfController(Controller):

@@ -16,6 +16,7 @@ class Principal(msgspec.Struct, frozen=True):
     scopes: frozenset[str]
     tenant_id: str | None = None
     client_id: str | None = None
+    expires_at: datetime | None = None
 
     @property
     def is_hq(self) -> bool:

@@ -145,21 +145,22 @@ def _parse(token: str) -> tuple[str | None, str] | None:
     return None
 
 
-async def _check_key_row(conn: Connection, table: str, key_id: str, token: str) -> list[str]:
+async def _check_key_row(conn: Connection, table: str, key_id: str,
+                         token: str) -> asyncpg.Record:
     row = await conn.fetchrow(
         f"""update {table} set last_used_at = now()
             where id = $1 and revoked_at is null and (expires_at is null or expires_at > now())
               and (last_used_at is null or last_used_at < now() - interval
                    '{_LAST_USED_RESOLUTION}')
-            returning key_hash, scopes""", key_id)
+            returning key_hash, scopes, expires_at""", key_id)
     if row is None:  # recently used (no write needed), revoked, expired or unknown
         row = await conn.fetchrow(
-            f"""select key_hash, scopes from {table}
+            f"""select key_hash, scopes, expires_at from {table}
                 where id = $1 and revoked_at is null
                   and (expires_at is null or expires_at > now())""", key_id)
     if row is None or not hmac.compare_digest(bytes(row["key_hash"]), _hash(token)):
         raise Unauthenticated("invalid, expired or revoked API key")
-    return row["scopes"]
+    return row
 
 
 async def authenticate_key(db: Database, token: str) -> Principal:
@@ -169,14 +170,16 @@ async def authenticate_key(db: Database, token: str) -> Principal:
     tenant_id, key_id = parsed
     if tenant_id is None:
         async with db.hq_tx() as conn:
-            scopes = await _check_key_row(conn, "hq_api_keys", key_id, token)
-        return Principal(kind="hq_key", id=key_id, scopes=frozenset(scopes))
+            row = await _check_key_row(conn, "hq_api_keys", key_id, token)
+        return Principal(kind="hq_key", id=key_id, scopes=frozenset(row["scopes"]),
+                         expires_at=row["expires_at"])
     async with db.pool.acquire() as conn, conn.transaction():
         tenant = await fetch_tenant(conn, tenant_id)
         if tenant is None:
             raise Unauthenticated("invalid, expired or revoked API key")
         await scope_to_tenant(conn, tenant_id)  # the key row is only visible in its tenant
-        scopes = await _check_key_row(conn, "api_keys", key_id, token)
+        row = await _check_key_row(conn, "api_keys", key_id, token)
     if tenant.status != "active":
         raise Forbidden(f"tenant {tenant_id!r} is suspended")
-    return Principal(kind="tenant_key", id=key_id, scopes=frozenset(scopes), tenant_id=tenant_id)
+    return Principal(kind="tenant_key", id=key_id, scopes=frozenset(row["scopes"]),
+                     tenant_id=tenant_id, expires_at=row["expires_at"])
