@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from arq import create_pool
 from arq.connections import RedisSettings
@@ -18,6 +19,7 @@ from api.deps import DEPENDENCIES, scope_guard
 from api.middleware import AuthMiddleware, RequestContextMiddleware
 from api.problems import EXCEPTION_HANDLERS
 from api.routes import ROUTE_HANDLERS
+from core.auth.cache import AccessCache
 from core.auth.service import authenticate_key
 from core.db import Database
 from core.oauth.store import ACCESS_PREFIX as OAUTH_ACCESS_PREFIX
@@ -38,12 +40,15 @@ def create_app(settings: Settings) -> Litestar:
         app.state.db, app.state.redis, app.state.arq = db, redis, arq
         app.state.plugins = load_plugins()  # plugin manager (built-ins + entry points)
 
+        access = app.state.access_cache = AccessCache(settings.auth_cache_seconds)
+
         async def authenticator(token: str):
             # OAuth access tokens (`ro_...`, issue #8) authenticate like API keys: same
             # Principal, so scopes, tenant 404s and audit attribution apply unchanged.
+            # They are not cached: RFC 7009 revocation must take effect at once.
             if token.startswith(OAUTH_ACCESS_PREFIX):
                 return await authenticate_access_token(db, token)
-            return await authenticate_key(db, token)
+            return await access.principal(token, partial(authenticate_key, db))
 
         app.state.authenticator = authenticator
         try:
