@@ -1,9 +1,10 @@
 """Lifecycle evaluation: every customer gets exactly one stage of the effective canvas.
 
-One statement per run: all stage rules compile into a single `case when rule1 then
-'prospect' when rule2 ... end` over the tenant's customers (same compiler as segments, so
-the event table is read once for every rule), changed customers get their new
-`customers.stage`, and each change becomes a `stage_changed` event (from, to, version).
+All stage rules compile into a single `case when rule1 then 'prospect' when rule2 ... end`
+over the tenant's customers (same compiler as segments, so the event table is read once for
+every rule); that SELECT may run in parallel. The changes then go back set-based: changed
+customers get their new `customers.stage`, and each change becomes a `stage_changed` event
+(from, to, version).
 Full runs cover everybody (nightly: time alone moves people to inactive); incremental runs
 cover customers with events after the previous run's watermark.
 """
@@ -30,6 +31,9 @@ Notify = Callable[[Sequence[StageChange]], Awaitable[None]]
 _RUN_COLUMNS = ("id, mode, canvas_version, status, started_at, finished_at, evaluated, "
                 "changed, error")
 NOTIFY_BATCH = 1000
+# Customers with events (other than the platform's own facts) in an id range.
+_NEW_ACTIVITY = ("select n.customer_id from events n where n.id > {} and n.id <= {} "
+                 "and n.type <> all({})")
 
 
 async def _start_run(db: Database, ctx: TenantContext, mode: RunMode) -> int:
@@ -54,30 +58,39 @@ async def _assign(conn: Connection, ctx: TenantContext, run_id: int, mode: RunMo
                         for name, node in rules)
     only = None
     if mode == "incremental" and previous is not None:
-        low, high = compiler.bind(previous, "bigint"), compiler.bind(watermark, "bigint")
-        system = compiler.bind(sorted(SYSTEM_EVENTS), "text[]")
-        only = (f"select n.customer_id from events n where n.id > {low} and n.id <= {high} "
-                f"and n.type <> all({system})")
+        only = _NEW_ACTIVITY.format(compiler.bind(previous, "bigint"),
+                                    compiler.bind(watermark, "bigint"),
+                                    compiler.bind(sorted(SYSTEM_EVENTS), "text[]"))
     compiled = compiler.finish("true", only=only)
     assigned, args = compiled.select(
         f"c.id as customer_id, c.stage as old_stage, (case {branches} end) as new_stage")
-    run, version = compiled.bind(run_id, "bigint"), compiled.bind(effective.version, "int")
-    at = compiled.bind(now, "timestamptz")
     await conn.execute(WORK_MEM)
-    row = await conn.fetchrow(
-        f"""with assigned as materialized ({assigned}),
-            changed as (select * from assigned where old_stage is distinct from new_stage),
-            moved as (update customers c set stage = x.new_stage from changed x
-                      where c.id = x.customer_id returning c.id),
-            facts as ({insert_stage_facts("changed", f"{run}::text", version, at)})
-            select (select count(*) from assigned) as evaluated,
-                   (select count(*) from moved) as changed,
-                   (select coalesce(max(id), 0) from events) as before""", *args)
+    # A plain SELECT may run in parallel; a statement that writes never does. So the stages
+    # are computed by a SELECT, and only the changes are written back, set-based.
+    changes = await conn.fetch(
+        f"select * from ({assigned}) x where old_stage is distinct from new_stage", *args)
+    count = "select count(*) from customers c where merged_into is null and erased_at is null"
+    if only is None:
+        evaluated = await conn.fetchval(count)
+    else:
+        evaluated = await conn.fetchval(
+            count + " and c.id in (" + _NEW_ACTIVITY.format("$1", "$2", "$3") + ")",
+            previous, watermark, sorted(SYSTEM_EVENTS))
+    before = await conn.fetchval("select coalesce(max(id), 0) from events")
+    if changes:
+        await conn.execute("""create temp table lifecycle_changes (customer_id uuid,
+                                  old_stage text, new_stage text) on commit drop""")
+        await conn.copy_records_to_table("lifecycle_changes", records=changes)
+        await conn.execute("""update customers c set stage = x.new_stage
+                              from lifecycle_changes x where c.id = x.customer_id""")
+        await conn.execute(insert_stage_facts("lifecycle_changes", "$1::bigint::text",
+                                              "$2::int", "$3::timestamptz"),
+                           run_id, effective.version, now)
     await conn.execute(
         """update lifecycle_runs set status = 'done', finished_at = now(), canvas_version = $2,
                evaluated = $3, changed = $4, event_watermark = $5 where id = $1""",
-        run_id, effective.version, row["evaluated"], row["changed"], watermark)
-    return effective.version, row["evaluated"], row["changed"], row["before"]
+        run_id, effective.version, evaluated, len(changes), watermark)
+    return effective.version, evaluated, len(changes), before
 
 
 async def evaluate(db: Database, ctx: TenantContext, *, mode: RunMode = "full",

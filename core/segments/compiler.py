@@ -20,10 +20,12 @@ RLS scopes every table read to the transaction's tenant.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from core.segments import definition as d
+from core.segments.definition import days_before
+from core.segments.plan import conjuncts, requires_row
 from core.segments.validate import family
 from core.segments.vocabulary import FieldInfo, Vocabulary
 
@@ -34,17 +36,6 @@ _CASTS = {"string": "text", "number": "float8", "boolean": "boolean", "date": "d
 _FLIP = {"eq": "=", "ne": "<>", "lt": ">", "lte": ">=", "gt": "<", "gte": "<="}
 
 
-def days_before(now: datetime, days: float) -> datetime:
-    """The one place relative windows become instants (the test evaluator uses it too)."""
-    return now - timedelta(days=days)
-
-
-def bucket_of(seed: str, customer_id: str) -> int:
-    """Python twin of the SQL bucket expression (tests and tools)."""
-    import hashlib
-    return int(hashlib.md5((seed + customer_id).encode()).hexdigest()[:8], 16) % 10000
-
-
 @dataclass
 class _Source:
     """One related table, read once, aggregated per customer."""
@@ -52,6 +43,8 @@ class _Source:
     alias: str
     columns: list[str] = field(default_factory=list)
     prefilter: list[str] = field(default_factory=list)
+    # Conditions false without a row here: applied to the aggregate, inner join.
+    required: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -82,6 +75,9 @@ class Compiler:
         self.ev = _Source("ev")
         self.idn = _Source("idn")
         self.cns = _Source("cns")
+        self.sources = {s.alias: s for s in (self.ev, self.idn, self.cns)}
+        self.uses: set[str] = set()  # what the condition being compiled reads
+        self.profile_filter: str | None = None
         self.event_types: set[str] = set()
         self.lower_bounds: list[datetime | None] = []
         self._expanding: list[str] = []
@@ -103,6 +99,7 @@ class Compiler:
             case d.Everyone():
                 return "true"
             case d.FieldCondition():
+                self.uses.add("c")
                 expr, info = self._field(node.field)
                 return self._compare(expr, info.type, node.op, node.value)
             case d.IdentifierCondition():
@@ -118,10 +115,12 @@ class Compiler:
             case d.TrendCondition():
                 return self._trend(node)
             case d.StageCondition():
+                self.uses.add("c")
                 return f"coalesce(c.stage = any({self.bind(list(node.stages), 'text[]')}), false)"
             case d.SegmentCondition():
                 return self._segment(node.segment_id)
             case d.BucketCondition():
+                self.uses.add("c")
                 seed = self.bind(node.seed, "text")
                 return (f"((('x' || substr(md5({seed} || c.id::text), 1, 8))::bit(32)::bigint"
                         f" % 10000) between {node.min} and {node.max})")
@@ -206,6 +205,7 @@ class Compiler:
     # -- events -------------------------------------------------------------------------
 
     def _column(self, source: _Source, aggregate: str) -> str:
+        self.uses.add(source.alias)
         source.columns.append(aggregate)
         return f"a{len(source.columns)}"
 
@@ -334,30 +334,85 @@ class Compiler:
         ctes, joins = [], []
         if only is not None:
             where = f"c.id in ({only}) and {where}"
+        if self.profile_filter is not None:
+            restrict = ("select c.id from customers c where c.merged_into is null and "
+                        f"c.erased_at is null and {self.profile_filter}")
+            only = restrict if only is None else f"{restrict} and c.id in ({only})"
         if self.ev.columns:
             pre = f"e.type = any({self.bind(sorted(self.event_types), 'text[]')})"
             if only is not None:
                 pre += f" and e.customer_id in ({only})"
             if self.lower_bounds and all(b is not None for b in self.lower_bounds):
                 pre += f" and e.occurred_at >= {self.bind(min(self.lower_bounds), 'timestamptz')}"
-            cols = ", ".join(f"{c} as a{i + 1}" for i, c in enumerate(self.ev.columns))
-            ctes.append(f"ev as (select e.customer_id, {cols} from events e where {pre} "
-                        "group by e.customer_id)")
-            joins.append("left join ev on ev.customer_id = c.id")
+            ctes.append(self._aggregate(self.ev, "events", "e", pre))
+            joins.append(self._join(self.ev))
         for source, table, letter in ((self.idn, "identifiers", "i"), (self.cns, "consents", "k")):
             if source.columns:
-                cols = ", ".join(f"{c} as a{i + 1}" for i, c in enumerate(source.columns))
                 pre = "(" + (" or ".join(source.prefilter) or "true") + ")"
                 if only is not None:
                     pre += f" and {letter}.customer_id in ({only})"
-                ctes.append(f"{source.alias} as (select {letter}.customer_id, {cols} "
-                            f"from {table} {letter} where {pre} group by {letter}.customer_id)")
-                joins.append(f"left join {source.alias} on {source.alias}.customer_id = c.id")
+                ctes.append(self._aggregate(source, table, letter, pre))
+                joins.append(self._join(source))
         return Compiled(ctes=("with " + ", ".join(ctes)) if ctes else "",
                         joins=" ".join(joins), where=where, args=self.args)
+
+
+    @staticmethod
+    def _aggregate(source: _Source, table: str, letter: str, pre: str) -> str:
+        cols = ", ".join(f"{c} as a{i + 1}" for i, c in enumerate(source.columns))
+        grouped = (f"select {letter}.customer_id, {cols} from {table} {letter} where {pre} "
+                   f"group by {letter}.customer_id")
+        if source.required:
+            grouped = (f"select * from ({grouped}) {source.alias} "
+                       f"where {' and '.join(source.required)}")
+        return f"{source.alias} as ({grouped})"
+
+    @staticmethod
+    def _join(source: _Source) -> str:
+        kind = "join" if source.required else "left join"
+        return f"{kind} {source.alias} on {source.alias}.customer_id = c.id"
+
+    def where(self, node: d.Condition) -> str:
+        """The filter of a segment, planned per top-level conjunct:
+        - an identifier or consent test becomes a semi-join (or anti-join);
+        - a conjunct reading one related table only, and false without a row there,
+          filters that table's per-customer aggregate, which is then inner-joined;
+        - conjuncts on the profile alone also restrict which customers' related rows are
+          aggregated at all (a 10% bucket aggregates 10% of the events)."""
+        main, on_profile = [], []
+        for part in conjuncts(node):
+            if isinstance(part, (d.IdentifierCondition, d.ConsentCondition)):
+                main.append(self._exists(part))
+                continue
+            self.uses = set()
+            sql = self.condition(part)
+            if len(self.uses) == 1:
+                (alias,) = self.uses
+                if alias in self.sources and requires_row(part, alias, self.segments):
+                    self.sources[alias].required.append(sql)
+                    continue
+                if alias == "c":
+                    on_profile.append(sql)
+            main.append(sql)
+        self.profile_filter = " and ".join(on_profile) or None
+        return " and ".join(main) or "true"
+
+    def _exists(self, node: d.IdentifierCondition | d.ConsentCondition) -> str:
+        """Only valid as a top-level conjunct, where the planner turns it into a hash
+        semi-/anti-join (nested under or/not it would probe per customer)."""
+        if isinstance(node, d.IdentifierCondition):
+            test = f"i.kind = {self.bind(node.kind, 'text')}"
+            sql = f"exists (select 1 from identifiers i where i.customer_id = c.id and {test})"
+            return sql if node.present else f"not {sql}"
+        test = (f"k.channel = {self.bind(node.channel, 'text')} and "
+                f"k.purpose = {self.bind(node.purpose, 'text')}")
+        if node.status == "unknown":
+            return f"not exists (select 1 from consents k where k.customer_id = c.id and {test})"
+        test += f" and k.status = {self.bind(node.status, 'text')}"
+        return f"exists (select 1 from consents k where k.customer_id = c.id and {test})"
 
 
 def compile_definition(node: d.Condition, vocab: Vocabulary, now: datetime,
                        segments: dict[str, d.Condition] | None = None) -> Compiled:
     compiler = Compiler(vocab, now, segments)
-    return compiler.finish(compiler.condition(node))
+    return compiler.finish(compiler.where(node))

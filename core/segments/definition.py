@@ -16,7 +16,8 @@ Semantics, shared by the compiler and the reference evaluator of the tests:
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import msgspec
@@ -194,3 +195,13 @@ def walk(node: Condition, path: str = "definition"):
             yield from walk(child, f"{path}.conditions[{i}]")
     elif isinstance(node, Not):
         yield from walk(node.condition, f"{path}.condition")
+
+
+def days_before(now: datetime, days: float) -> datetime:
+    """The one place relative windows become instants (compiler and test evaluator)."""
+    return now - timedelta(days=days)
+
+
+def bucket_of(seed: str, customer_id: str) -> int:
+    """Python twin of the compiled bucket expression: md5(seed || id), first 32 bits."""
+    return int(hashlib.md5((seed + customer_id).encode()).hexdigest()[:8], 16) % 10000

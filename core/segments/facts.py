@@ -25,8 +25,7 @@ def insert_facts(changes: str, event_type: str, segment_id_sql: str, at_sql: str
                x.customer_id, '{event_type}', {at_sql},
                jsonb_build_object('segment_id', {segment_id_sql}), '{SOURCE}'
         from {changes} x
-        on conflict (tenant_id, message_id) do nothing
-        returning 1"""
+        on conflict (tenant_id, message_id) do nothing"""
 
 
 def insert_stage_facts(changes: str, run_id_sql: str, version_sql: str, at_sql: str) -> str:
@@ -40,5 +39,5 @@ def insert_stage_facts(changes: str, run_id_sql: str, version_sql: str, at_sql: 
                jsonb_build_object('from', x.old_stage, 'to', x.new_stage,
                                   'version', {version_sql}), '{SOURCE}'
         from {changes} x
-        on conflict (tenant_id, message_id) do nothing
-        returning 1"""
+        order by x.customer_id
+        on conflict (tenant_id, message_id) do nothing"""

@@ -1,9 +1,9 @@
 """Materialised membership: refresh a segment in one tenant, record entries and exits.
 
-A refresh is one SQL statement: the compiled definition gives the current members, stints
-of customers no longer in it are closed, new stints are opened, and each change becomes a
-`segment_entered` / `segment_exited` event in the events table, where journeys react to
-facts. It is idempotent: a second run with the same data changes nothing.
+A refresh: the compiled definition gives the current members (one SELECT), then one
+statement closes the stints of customers no longer in it, opens new ones, and records each
+change as a `segment_entered` / `segment_exited` event in the events table, where journeys
+react to facts. It is idempotent: a second run with the same data changes nothing.
 """
 
 from __future__ import annotations
@@ -40,27 +40,32 @@ async def refresh_in(conn: Connection, ctx: TenantContext, segment_id: str,
     validate(segment.definition, vocab, segments=refs)
     compiled = compile_definition(segment.definition, vocab, now, refs)
     members_sql, args = compiled.select("c.id as customer_id")
-    sid, at = compiled.bind(segment_id, "text"), compiled.bind(now, "timestamptz")
     await conn.execute(WORK_MEM)
+    # The members come from a plain SELECT (which may run in parallel; a statement that
+    # writes never does), then the differences are written in one statement.
+    members = await conn.fetch(members_sql, *args)
+    await conn.execute("create temp table segment_current (customer_id uuid primary key) "
+                       "on commit drop")
+    await conn.copy_records_to_table("segment_current", records=members)
     row = await conn.fetchrow(
-        f"""with cur as materialized ({members_sql}),
-            gone as (
-                update segment_memberships m set exited_at = {at}
-                where m.segment_id = {sid} and m.exited_at is null
-                  and not exists (select 1 from cur where cur.customer_id = m.customer_id)
+        f"""with gone as (
+                update segment_memberships m set exited_at = $2
+                where m.segment_id = $1 and m.exited_at is null
+                  and not exists (select 1 from segment_current cur
+                                  where cur.customer_id = m.customer_id)
                 returning m.customer_id),
             came as (
                 insert into segment_memberships (tenant_id, segment_id, customer_id,
                                                  entered_at)
-                select current_setting('relais.tenant_id'), {sid}, cur.customer_id, {at}
-                from cur where not exists (
-                    select 1 from segment_memberships m where m.segment_id = {sid}
+                select current_setting('relais.tenant_id'), $1, cur.customer_id, $2
+                from segment_current cur where not exists (
+                    select 1 from segment_memberships m where m.segment_id = $1
                       and m.customer_id = cur.customer_id and m.exited_at is null)
                 returning customer_id),
-            left_facts as ({insert_facts("gone", "segment_exited", sid, at)}),
-            came_facts as ({insert_facts("came", "segment_entered", sid, at)})
-            select (select count(*) from cur) as members, (select count(*) from came) as came,
-                   (select count(*) from gone) as gone""", *args)
+            left_facts as ({insert_facts("gone", "segment_exited", "$1::text", "$2::timestamptz")}),
+            came_facts as ({insert_facts("came", "segment_entered", "$1::text", "$2::timestamptz")})
+            select (select count(*) from came) as came, (select count(*) from gone) as gone""",
+        segment_id, now)
     duration = round((time.perf_counter() - started) * 1000, 1)
     await conn.execute(
         """insert into segment_states (tenant_id, segment_id, member_count, refreshed_at,
@@ -69,8 +74,8 @@ async def refresh_in(conn: Connection, ctx: TenantContext, segment_id: str,
            on conflict (tenant_id, segment_id) do update
            set member_count = excluded.member_count, refreshed_at = excluded.refreshed_at,
                duration_ms = excluded.duration_ms""",
-        segment_id, row["members"], now, int(duration))
-    return RefreshResult(segment_id=segment_id, members=row["members"], entered=row["came"],
+        segment_id, len(members), now, int(duration))
+    return RefreshResult(segment_id=segment_id, members=len(members), entered=row["came"],
                          exited=row["gone"], refreshed_at=now, duration_ms=duration)
 
 

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from core.segments import definition as d
-from core.segments.compiler import bucket_of, days_before
+from core.segments.definition import bucket_of, days_before
 from core.segments.validate import family
 from core.segments.vocabulary import Vocabulary
 
