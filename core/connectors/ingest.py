@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from core.connectors.mapping import Mapper, Mapping, RowError
 from core.connectors.schemas import Reject
 from core.consents.schemas import ConsentChange, ConsentChanges
@@ -48,6 +50,9 @@ class Outcome:
     @property
     def rejected(self) -> int:
         return len(self.rejects)
+
+
+_encode = msgspec.json.Encoder(order="sorted").encode
 
 
 def _identifiers(values: dict[str, Any]) -> Identifiers:
@@ -92,16 +97,25 @@ class Ingester:
         customer_of: dict[int, Any] = {}
         # Identity is resolved once per row: rows with traits (or nothing but identifiers)
         # go through identify, and their events then name the resolved customer_id.
-        identify_items, identify_lines = [], []
+        # Exports repeat a customer row after row (one line per purchase): the same
+        # identifiers and traits are identified once per batch.
+        identify_items: list[IdentifyIn] = []
+        slot_of: dict[bytes, int] = {}
+        identify_lines: list[tuple[int, int]] = []  # (line, index in identify_items)
         for line, mapped in rows:
             if mapped.traits or mapped.event is None:
-                identify_items.append(IdentifyIn(identifiers=_identifiers(mapped.identifiers),
-                                                 traits=mapped.traits))
-                identify_lines.append(line)
+                key = _encode([mapped.identifiers, mapped.traits])
+                slot = slot_of.get(key)
+                if slot is None:
+                    slot = slot_of[key] = len(identify_items)
+                    identify_items.append(IdentifyIn(
+                        identifiers=_identifiers(mapped.identifiers), traits=mapped.traits))
+                identify_lines.append((line, slot))
         if identify_items:
             results = await events.identify(self.db, self.ctx, identify_items,
                                             source=self.source)
-            for line, result in zip(identify_lines, results, strict=True):
+            for line, slot in identify_lines:
+                result = results[slot]
                 if result.status == "rejected":
                     reason, where = _rejected(result, "")
                     failed[line] = Reject(line=line, reason=reason, field=where)
