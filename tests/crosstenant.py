@@ -107,3 +107,9 @@ async def _variant(world: World) -> str:
 async def _message(world: World) -> str:
     from tests.messaging.factories import make_message
     return await make_message(world)
+
+
+@factory("segment_id")  # segments & lifecycle (issue #5)
+async def _segment(world: World) -> str:
+    from tests.segments.factories import make_segment
+    return await make_segment(world)

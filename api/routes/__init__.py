@@ -11,6 +11,12 @@ from api.routes.customers import CustomerController
 from api.routes.events import IngestController
 from api.routes.health import health_routes
 from api.routes.keys import HqKeyController, TenantKeyController
+from api.routes.lifecycle import (
+    HqCanvasController,
+    HqStageController,
+    TenantCanvasController,
+    TenantStageController,
+)
 from api.routes.messages import (  # messaging (#6)
     HqMessagingPolicyController,
     TenantCallbackController,
@@ -19,7 +25,9 @@ from api.routes.messages import (  # messaging (#6)
 )
 from api.routes.model import HqModelController, TenantModelController
 from api.routes.oauth import HqOAuthClientController, TenantOAuthController, oauth_routes
+from api.routes.overlays import TenantOverlayVersionsController
 from api.routes.plugins import HqPluginController, TenantPluginController
+from api.routes.segments import HqSegmentController, TenantSegmentController
 from api.routes.templates import (  # templates (#6)
     HqPartialController,
     HqTemplateController,
@@ -47,4 +55,5 @@ ROUTE_HANDLERS = [
     HqPluginController, TenantPluginController,
     *connector_routes,
     TenantCollectionPlanController, HqCollectionPlanController,
+    HqSegmentController, TenantSegmentController, HqCanvasController, TenantCanvasController, HqStageController, TenantStageController, TenantOverlayVersionsController,  # noqa: E501  segments & lifecycle (#5)
 ]

@@ -13,8 +13,14 @@ from core.connectors.jobs import run_connector, schedule_connector_syncs
 from core.db import Database
 from core.events.jobs import repoint_merged_events, run_import, sweep_customer_data
 from core.jobs.context import JobContext
+from core.lifecycle.jobs import (
+    evaluate_lifecycle,
+    schedule_lifecycle_incremental,
+    schedule_lifecycle_nightly,
+)
 from core.messaging.jobs import dispatch_messages, schedule_dispatch  # messaging (#6)
 from core.oauth.jobs import purge_oauth_credentials, schedule_oauth_purge
+from core.segments.jobs import refresh_segment_job, schedule_segment_refreshes
 from core.settings import Settings
 from plugins.manager import load_plugins
 
@@ -28,6 +34,8 @@ CRON_JOBS.append(cron(schedule_oauth_purge, hour={3}, minute={45}, unique=True))
 CRON_JOBS.append(cron(sweep_customer_data, minute=set(range(0, 60, 5)), unique=True))  # (#3)
 FUNCTIONS += [dispatch_messages, schedule_dispatch]  # messaging (#6)
 CRON_JOBS.append(cron(schedule_dispatch, unique=True))  # due messages, every minute (#6)
+FUNCTIONS += [refresh_segment_job, schedule_segment_refreshes, evaluate_lifecycle, schedule_lifecycle_nightly, schedule_lifecycle_incremental]  # noqa: E501  segments & lifecycle (#5)
+CRON_JOBS += [cron(schedule_segment_refreshes, minute=set(range(0, 60, 5)), unique=True), cron(schedule_lifecycle_nightly, hour={2}, minute={30}, unique=True), cron(schedule_lifecycle_incremental, minute=set(range(2, 60, 10)), unique=True)]  # noqa: E501  (#5)
 
 
 def build_worker(settings: Settings, *, burst: bool = False, **overrides: Any) -> Worker:
