@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -100,10 +101,12 @@ def _cursors(source: LoyaltyApi) -> list[str | None]:
     return [q.get("cursor") for q in source.requests]
 
 
-async def test_a_failed_sync_resumes_from_the_last_ingested_page(puller):
+async def test_a_failed_sync_resumes_from_the_last_ingested_page(puller, caplog):
     tenant, source = puller
     source.fail_at = "20"
-    failed = await tenant.execute(await _sync(tenant))
+    with caplog.at_level(logging.DEBUG):
+        failed = await tenant.execute(await _sync(tenant))
+    assert "connector run failed" in caplog.text and TOKEN not in caplog.text
     assert failed["status"] == "failed" and "HTTP 500" in failed["error"]
     assert failed["rows_read"] == 20 and _cursors(source) == [None, "10", "20"]
     connector = (await tenant.request("GET", "/connectors/loyalty")).json()
