@@ -213,55 +213,67 @@ async def dispatch(d: Dispatcher, ctx: TenantContext, channel: str, *,
                  if d.plugins.component(name).kind == "rule"}
         preparer = await Preparer.load(conn, ctx, channel, d.signer,
                                        Eligibility(d.plugins, rules) if rules else None)
-    binding = sender_for(channel, enabled, d.plugins)
-    senders: list[ChannelSender] = []
+    run = _ChannelRun(d, ctx, channel, policy, preparer, sender_for(channel, enabled, d.plugins),
+                      report)
     try:
-        return await _dispatch_batches(d, ctx, channel, deadline, report, policy, enabled,
-                                       preparer, binding, senders)
+        while time.monotonic() < deadline and await run.batch(deadline):
+            pass
+        report.more = report.more or (time.monotonic() >= deadline and run.halt is None)
     finally:
-        for sender in senders:
-            with contextlib.suppress(Exception):
-                await sender.close()
+        await run.close()
+    if run.changes:
+        await d.plugins.message_status_changed(ctx.tenant_id, run.changes,
+                                               enabled=list(enabled))
+    return report
 
 
-async def _dispatch_batches(d: Dispatcher, ctx: TenantContext, channel: str, deadline: float,
-                            report: DispatchReport, policy: DispatchPolicy, enabled: dict,
-                            preparer: Preparer, binding: SenderBinding | None,
-                            senders: list[ChannelSender]) -> DispatchReport:
-    changes: list[MessageStatusChange] = []
-    while True:
-        if time.monotonic() >= deadline:
-            report.more = True
-            break
+@dataclass
+class _ChannelRun:
+    """One dispatch run on one channel: its senders stay connected from batch to batch."""
+
+    d: Dispatcher
+    ctx: TenantContext
+    channel: str
+    policy: DispatchPolicy
+    preparer: Preparer
+    binding: SenderBinding | None
+    report: DispatchReport
+    senders: list[ChannelSender] = field(default_factory=list)
+    changes: list[MessageStatusChange] = field(default_factory=list)
+    halt: ChannelError | None = None
+
+    async def batch(self, deadline: float) -> bool:
+        """Claim, prepare and send one batch; False when there is nothing more to do now."""
+        d, ctx, channel, policy = self.d, self.ctx, self.channel, self.policy
         grant = await ratelimit.acquire(d.redis, d.settings.redis_prefix, ctx.tenant_id,
                                         channel, d.batch_size, policy.per_second,
                                         deadline=deadline)
         if not grant:
-            report.more = True
-            break
+            self.report.more = True
+            return False
         token = secrets.token_hex(12)
         key = d.started_key(ctx.tenant_id, token)
         await d.redis.sadd(key, _MARKER)
         await d.redis.expire(key, policy.lease_seconds + 86_400)
         async with d.db.tenant_tx(ctx) as conn:
             rows = await claim(conn, channel, grant.count)
-            batch = await preparer.prepare(conn, rows) if rows and binding else None
+            batch = await self.preparer.prepare(conn, rows) if rows and self.binding else None
             await mark_claimed(conn, ctx, token, policy.lease_seconds, rows,
                                batch.ready if batch else ())
         await ratelimit.give_back(d.redis, grant, grant.count - len(rows))
         if not rows:
             await d.redis.delete(key)
-            break
-        report.claimed += len(rows)
-        if binding is None:
+            return False
+        self.report.claimed += len(rows)
+        if self.binding is None or batch is None:
             outcomes = [Outcome(r["id"], "failed", error_code="channel_not_enabled",
                                 reason=f"the tenant has no {channel} plugin enabled")
                         for r in rows]
             async with d.db.tenant_tx(ctx) as conn:
-                changes += await write_outcomes(conn, ctx, token, None, outcomes)
-            _count(report, outcomes)
-            continue
-        assert batch is not None
+                self.changes += await write_outcomes(conn, ctx, token, None, outcomes)
+            _count(self.report, outcomes)
+            return True
+        binding = self.binding
         run = _Run(d, ctx, binding, policy, token, {r["id"]: r["attempts"] for r in rows})
         for outcome in batch.outcomes:
             await run.record(outcome)
@@ -269,21 +281,26 @@ async def _dispatch_batches(d: Dispatcher, ctx: TenantContext, channel: str, dea
         for prepared in batch.ready:
             queue.put_nowait(prepared)
         workers = min(d.concurrency, max(1, len(batch.ready)))
-        while len(senders) < workers:  # one connection each, kept for the whole run
-            senders.append(binding.build(d.signer.status_url(ctx.tenant_id, binding.plugin)))
-        await asyncio.gather(*(run.worker(queue, senders[i]) for i in range(workers)))
+        while len(self.senders) < workers:  # one connection each, kept for the whole run
+            self.senders.append(binding.build(d.signer.status_url(ctx.tenant_id,
+                                                                  binding.plugin)))
+        await asyncio.gather(*(run.worker(queue, self.senders[i]) for i in range(workers)))
         await run.flush()
         await d.redis.delete(key)
-        changes += run.changes
-        _count(report, run.outcomes)
+        self.changes += run.changes
+        _count(self.report, run.outcomes)
         if run.halt is not None:
+            self.halt = run.halt
             log.error("dispatch halted by a tenant-level provider error",
                       extra={"tenant": ctx.tenant_id, "channel": channel,
                              "plugin": binding.plugin, "code": str(run.halt.code)})
-            report.more = False
-            break
-    await _notify(d, ctx, enabled, changes)
-    return report
+            return False
+        return True
+
+    async def close(self) -> None:
+        for sender in self.senders:
+            with contextlib.suppress(Exception):
+                await sender.close()
 
 
 def _count(report: DispatchReport, outcomes: Sequence[Outcome]) -> None:
@@ -292,9 +309,3 @@ def _count(report: DispatchReport, outcomes: Sequence[Outcome]) -> None:
             report.retrying += 1
         else:
             setattr(report, o.status, getattr(report, o.status) + 1)
-
-
-async def _notify(d: Dispatcher, ctx: TenantContext, enabled: dict,
-                  changes: list[MessageStatusChange]) -> None:
-    if changes:
-        await d.plugins.message_status_changed(ctx.tenant_id, changes, enabled=list(enabled))
