@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import sys
 import time
 import uuid
@@ -45,6 +46,11 @@ from tests.services import create_database, destroy_database, settings_for, star
 HQ = HqContext()
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def serve_sinks() -> None:
     """Child process: run both sinks, print their addresses, report counts when stdin
     closes."""
@@ -52,11 +58,11 @@ def serve_sinks() -> None:
 
     with SmtpSink() as smtp, FakeProviders() as http:
         print(json.dumps({"smtp_port": smtp.port, "http_url": http.url,
-                          "twilio_sid": http.twilio_sid, "twilio_token": http.twilio_token}),
-              flush=True)
+                          "twilio_sid": http.twilio_sid, "twilio_token": http.twilio_token,
+                          "cpu": _cpu()}), flush=True)
         sys.stdin.read()
         print(json.dumps({"emails": len(smtp.messages),
-                          "sms": len(http.requests_for("twilio"))}), flush=True)
+                          "sms": len(http.requests_for("twilio")), "cpu": _cpu()}), flush=True)
 
 
 async def _start_sinks() -> tuple[asyncio.subprocess.Process, dict]:
@@ -175,6 +181,7 @@ async def worker_process(spec: dict) -> None:
     ctx = await tenant_context(db, spec["tenant_id"], SYSTEM)
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    cpu_before = _cpu()
     done: dict[str, float] = {}
     sent: dict[str, int] = {}
 
@@ -183,7 +190,7 @@ async def worker_process(spec: dict) -> None:
         done[channel], sent[channel] = time.time(), report.sent
 
     await asyncio.gather(one("email"), one("sms"))
-    print(json.dumps({"done": done, "sent": sent}), flush=True)
+    print(json.dumps({"done": done, "sent": sent, "cpu": _cpu() - cpu_before}), flush=True)
     await redis.aclose()
     await db.close()
 
@@ -192,6 +199,7 @@ async def run(n: int, concurrency: int, workers: int) -> None:
     services = await create_database(start_services())
     settings = settings_for(services)
     db = await Database.connect(settings)
+    child: asyncio.subprocess.Process | None
     child, sinks = await _start_sinks()
     procs: list[asyncio.subprocess.Process] = []
     try:
@@ -226,17 +234,26 @@ async def run(n: int, concurrency: int, workers: int) -> None:
             assert proc.stdout is not None
             reports.append(json.loads(await proc.stdout.readline()))
             await proc.wait()
+        counts = await _stop_sinks(child)
+        child = None
+        sink_cpu = counts["cpu"] - sinks["cpu"]
+        # The baseline gets fresh sinks, so neither run pays for the other's recordings.
+        child, sinks = await _start_sinks()
         baseline = await _baseline(sinks, min(n, 2000), concurrency)
     finally:
         for proc in procs:
             if proc.returncode is None:
                 proc.kill()
-        counts = await _stop_sinks(child)
+        if child is not None:
+            await _stop_sinks(child)
         await db.close()
         await destroy_database(services)
     assert counts["emails"] >= n and counts["sms"] >= n, counts
     print(f"planned {2 * n} messages in {planning:.2f}s ({2 * n / planning:,.0f}/s, bulk insert)")
     print(f"{workers} worker process(es), {concurrency} concurrent sends per channel each")
+    worker_cpu = sum(r["cpu"] for r in reports)
+    print(f"CPU per message: workers {worker_cpu / (2 * n) * 1000:.2f} ms, "
+          f"sinks {sink_cpu / (2 * n) * 1000:.2f} ms (postgres and redis not counted)")
     finished = {}
     for channel in ("email", "sms"):
         sent = sum(r["sent"][channel] for r in reports)
