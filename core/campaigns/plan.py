@@ -85,67 +85,76 @@ def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
-def _quiet_chain(at: str, spec: PlanSpec) -> str:
-    """SQL: three passes of tenant then customer quiet hours from `at` (see
-    core.pressure.windows.next_allowed)."""
-    expr = at
-    for _ in range(3):
-        expr = f"relais_quiet_until({expr}, b.tz, $8::time, $9::time)"
-        expr = f"relais_quiet_until({expr}, b.tz, b.cq_s, b.cq_e)"
-    return expr
-
-
 async def load_customers(conn: Connection, spec: PlanSpec, ids: list[UUID]) -> None:
-    # Every parameter appears (typed) whatever the campaign, so the statement prepares.
-    base_at = ("case when $4::date is null then $6::timestamptz "
-               "else ($4::date + $5::time) at time zone b.tz end")
-    q_at = _quiet_chain("b.base_at", spec) if spec.apply_quiet else "b.base_at"
-    stuck = ("relais_quiet_until(b.q_at, b.tz, $8::time, $9::time) <> b.q_at or "
-             "relais_quiet_until(b.q_at, b.tz, b.cq_s, b.cq_e) <> b.q_at"
-             ) if spec.apply_quiet else "false"
-    holdout = ("coalesce(relais_bucket($11::text, b.customer_id::text) < $12::int "
-               "and b.q_at >= $13::timestamptz and b.q_at < $14::timestamptz, false)")
-    h = spec.holdout or (None, None, None, None)
+    """`plan_c`: zone, send time (`q_at`, after quiet hours), holdout, control group,
+    variant. In abort mode a customer whose send time moved is excluded at step 4."""
     variant = "null::text"
     if spec.variant_names:
-        cases = " ".join(f"when b.variant_bucket < {int(t)} then '{i}'"
-                         for i, t in enumerate(spec.variant_thresholds))
+        cases = " ".join(f"when relais_bucket('variant:' || $4, u.id::text) < {int(t)} "
+                         f"then '{i}'" for i, t in enumerate(spec.variant_thresholds))
         variant = f"(case {cases} end)"
+    # Every parameter is typed whatever the schedule, so the statement always prepares.
+    base_at = ("greatest(case when $5::date is null then $7::timestamptz "
+               "else ($5::date + $6::time) at time zone c.tz end, $8::timestamptz)")
+    h = spec.holdout or (None, None, None, None)
     await conn.execute(f"""
         create temp table plan_c on commit drop as
-        with base as (
+        with zones as materialized (
+            select z.name from pg_timezone_names z
+            where z.name in (select distinct p.timezone from preferences p
+                             where p.customer_id = any($1::uuid[]))),
+        c as (
             select u.id as customer_id, s.id is null as missing,
                    s.erased_at is not null as erased, s.email, s.phone,
                    s.attributes->>'push_token' as push_token,
                    coalesce(p.channels, '{{}}') as preferred,
-                   p.quiet_start as cq_s, p.quiet_end as cq_e, coalesce(z.name, $2) as tz
+                   p.quiet_start as cq_s, p.quiet_end as cq_e,
+                   coalesce((select name from zones where name = p.timezone), $2) as tz,
+                   relais_bucket($4, u.id::text) < $3 as control, {variant} as variant,
+                   coalesce(relais_bucket($9::text, u.id::text) < $10::int, false) as hold
             from unnest($1::uuid[]) as u(id)
             left join customers s on s.id = u.id
-            left join preferences p on p.customer_id = u.id
-            left join (select name from pg_timezone_names) z on z.name = p.timezone),
-        timed as (select b.*, greatest({base_at}, $7::timestamptz) as base_at from base b),
-        quiet as (select b.*, {q_at} as q_at,
-                         relais_bucket('variant:' || $10, b.customer_id::text) as variant_bucket
-                  from timed b)
-        select b.customer_id, b.missing, b.erased, b.email, b.phone, b.push_token,
-               b.preferred, b.tz, b.base_at, $8::time as tenant_quiet_start,
-               $9::time as tenant_quiet_end,
-               case when $15::bool then b.base_at else b.q_at end as send_at,
-               case when not $15::bool and b.q_at <> b.base_at then b.base_at end
-                   as delayed_from,
-               case when {stuck} then 'quiet_hours_no_allowed_time'
-                    when $15::bool and b.q_at <> b.base_at then 'quiet_hours' end
-                   as quiet_reason,
-               {holdout} as held,
-               relais_bucket($10, b.customer_id::text) < $3 as control,
-               {variant} as variant
-        from quiet b""",
-        ids, spec.tenant_tz, spec.control_buckets,
-        spec.local_date, spec.local_time, spec.send_at, spec.started_at,
-        spec.tenant_quiet[0] if spec.tenant_quiet else None,
-        spec.tenant_quiet[1] if spec.tenant_quiet else None,
-        spec.salt, h[0], h[1], h[2], h[3], spec.abort_quiet)
+            left join preferences p on p.customer_id = u.id)
+        select c.*, {base_at} as base_at, {base_at} as q_at, false as moved,
+               null::text as quiet_reason
+        from c""",
+        ids, spec.tenant_tz, spec.control_buckets, spec.salt, spec.local_date,
+        spec.local_time, spec.send_at, spec.started_at, h[0], h[1])
     await conn.execute("alter table plan_c add primary key (customer_id)")
+    await conn.execute("analyze plan_c")  # temp tables have no statistics until analysed
+    if spec.apply_quiet:
+        await _quiet_hours(conn, spec)
+    # `held`: in the holdout group's buckets and sent within its period.
+    await conn.execute(
+        """update plan_c set hold = false
+           where hold and not (q_at >= $1::timestamptz and q_at < $2::timestamptz)""",
+        h[2], h[3])
+
+
+async def _quiet_hours(conn: Connection, spec: PlanSpec) -> None:
+    """Move `q_at` past the tenant's, then the customer's, quiet hours, three passes (see
+    core.pressure.windows.next_allowed), one UPDATE per pass touching only the rows that
+    move. (Nesting the calls in one expression would make PostgreSQL inline each inner
+    call into every use of its argument: exponential.)"""
+    tenant = spec.tenant_quiet or (None, None)
+    tenant_pass = """update plan_c set q_at = relais_quiet_until(q_at, tz, $1::time, $2::time),
+                            moved = true
+                     where {only} relais_quiet_until(q_at, tz, $1::time, $2::time) <> q_at"""
+    customer_pass = """update plan_c set q_at = relais_quiet_until(q_at, tz, cq_s, cq_e),
+                              moved = true
+                       where {only} cq_s is not null
+                         and relais_quiet_until(q_at, tz, cq_s, cq_e) <> q_at"""
+    for n in range(3):
+        only = "" if n == 0 else "moved and"
+        await conn.execute(tenant_pass.format(only=only), *tenant)
+        await conn.execute(customer_pass.format(only=only))
+    await conn.execute(
+        """update plan_c set quiet_reason = case
+               when relais_quiet_until(q_at, tz, $1::time, $2::time) <> q_at
+                    or relais_quiet_until(q_at, tz, cq_s, cq_e) <> q_at
+                   then 'quiet_hours_no_allowed_time'
+               when $3::bool then 'quiet_hours' end
+           where moved""", *tenant, spec.abort_quiet)
 
 
 def _suppressed(spec: PlanSpec) -> str:
@@ -174,7 +183,7 @@ def _conditions(spec: PlanSpec) -> list[tuple[str, int, str]]:
         (f"{'true' if needs_consent else 'false'} and k.status is distinct from 'granted'",
          3, "'consent_' || coalesce(k.status, 'missing')"),
         ("c.quiet_reason is not null", 4, "c.quiet_reason"),
-        ("c.held", 5, "'universal_holdout'"),
+        ("c.hold", 5, "'universal_holdout'"),
         ("c.control", 6, "'control_group'"),
     ]
 
@@ -189,7 +198,7 @@ async def load_candidates(conn: Connection, spec: PlanSpec) -> None:
         create temp table plan_m on commit drop as
         select c.customer_id, ch.channel,
                coalesce(array_position(c.preferred, ch.channel), 100 + ch.ord::int) as rank,
-               c.send_at, c.tz, c.variant,
+               c.q_at as send_at, c.tz, c.variant,
                (case {step} end)::smallint as step, case {reason} end as reason
         from plan_c c
         cross join unnest($1::text[]) with ordinality as ch(channel, ord)
@@ -198,6 +207,7 @@ async def load_candidates(conn: Connection, spec: PlanSpec) -> None:
                             and k.purpose = $2""",
         list(spec.channels), spec.purpose, pads[0], pads[1], spec.pads is not None)
     await conn.execute("alter table plan_m add primary key (customer_id, channel)")
+    await conn.execute("analyze plan_m")
 
 
 async def dedupe(conn: Connection, spec: PlanSpec) -> None:
@@ -256,7 +266,7 @@ async def record_recipients(conn: Connection, spec: PlanSpec) -> tuple[int, int]
                    o.reason, case when o.step is null then o.channel end,
                    case when o.step is null then ($3::text[])[o.variant::int + 1] end,
                    case when o.step is null then o.send_at end,
-                   case when o.step is null then c.delayed_from end,
+                   case when o.step is null and c.moved then c.base_at end,
                    ch.message_id, coalesce(p.channels, '{}')
             from plan_o o join plan_c c using (customer_id)
             left join plan_chosen ch using (customer_id)
@@ -275,8 +285,7 @@ async def simulated_counts(conn: Connection, spec: PlanSpec) -> list[Any]:
         select case when o.step is null then 'planned' else ($1::text[])[o.step] end as step,
                o.reason, case when o.step is null then o.channel end as channel,
                case when o.step is null then ($2::text[])[o.variant::int + 1] end as variant,
-               count(*) filter (where o.step is null and c.delayed_from is not null)::int
-                   as delayed,
+               count(*) filter (where o.step is null and c.moved)::int as delayed,
                count(*)::int as n
         from plan_o o join plan_c c using (customer_id)
         group by 1, 2, 3, 4""", list(STEPS), list(spec.variant_names) or [None])

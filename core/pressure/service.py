@@ -144,15 +144,7 @@ async def apply_caps(conn: Connection, rules: list[CapRule], *, candidates: str,
              on r.rchannel = 'any' or r.rchannel = m.channel
         where m.step is null and $1::bool""", True, *rule_args)
     await conn.execute("create index on plan_w (customer_id)")
-    if lock_rows:
-        # Lock the planned messages this batch may displace before counting them: the
-        # dispatcher claims with `skip locked`, so it leaves them until we commit, and
-        # then finds them skipped or still planned, never half-decided.
-        await conn.execute(f"""
-            select 1 from messages x
-            where x.customer_id in (select customer_id from {candidates} where step is null)
-              and x.status = 'planned' and x.category <> 'transactional'
-            order by x.id for update""")
+    await conn.execute("analyze plan_w")
     # The counted history lies within a month (or the longest rolling span) of a send.
     margin = f"interval '{max(33, *(r.days or 0 for r in rules))} days'"
     await conn.execute(f"""
@@ -171,6 +163,20 @@ async def apply_caps(conn: Connection, rules: list[CapRule], *, candidates: str,
           and coalesce(x.sent_at, x.scheduled_at) < c.last + {margin}""",
         list(NOT_COUNTED), EXEMPT_TAG)
     await conn.execute("create index on plan_x (customer_id)")
+    await conn.execute("analyze plan_x")
+    if lock_rows:
+        # Lock the planned messages read (this batch may displace them) and take their
+        # status as of the lock: the dispatcher claims with `skip locked`, so from here
+        # it leaves them alone until we commit; one it claimed meanwhile counts as sent.
+        await conn.execute("""
+            with locked as (select m.id, m.status from messages m
+                            where m.id in (select id from plan_x where pending)
+                            order by m.id for update of m),
+                 gone as (delete from plan_x x using locked l
+                          where x.id = l.id and l.status = any($1::text[]))
+            update plan_x x set pending = false from locked l
+            where x.id = l.id and l.status <> 'planned'
+              and l.status <> all($1::text[])""", list(NOT_COUNTED))
     await conn.execute(f"""
         update plan_w w set sent = c.sent, above = c.above
         from (select w.customer_id, w.channel, w.idx,
@@ -221,7 +227,8 @@ async def displace(conn: Connection, rules: list[CapRule], *, chosen: str,
                 from plan_w w
                 join {chosen} o on o.customer_id = w.customer_id and o.channel = w.channel
                 join plan_x x on {COUNTED_BY}
-                where w.idx = $1)
+                where w.idx = $1 and w.customer_id in (select customer_id from plan_x
+                                                       where pending))
             , gone as (delete from plan_x x using ranked r
                        where x.id = r.id and r.pending and r.pos > r.max
                        returning x.id, x.customer_id, x.source_type, x.source_id)
