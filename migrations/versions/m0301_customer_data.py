@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (seeded JSON schemas read best one event type per line)
 """Customer data spine: data dictionary, event catalog, profiles, identifiers, events,
 quarantine, consents and preferences, notes, merges, suppressions, ingest jobs."""
 
