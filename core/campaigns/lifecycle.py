@@ -111,7 +111,7 @@ async def tick(db: Database, arq: ArqRedis | Redis, settings: Settings,
                where c.status = 'running' and c.planned_at is null
                  and greatest(c.started_at, (select max(finished_at) from campaign_batches b
                                               where b.campaign_id = c.id))
-                     < $1 - interval '5 minutes'""", now)
+                     < $1::timestamptz - interval '5 minutes'""", now)
         completed = await complete_finished(conn, ctx, now)
     started = 0
     for row in scheduled:

@@ -97,7 +97,7 @@ class Progress(msgspec.Struct):
     percent: float
 
 
-class Campaign(CampaignFields):
+class Campaign(CampaignFields, omit_defaults=False):
     id: str = ""
     status: Status = "draft"
     package_id: str | None = None

@@ -154,3 +154,20 @@ async def add_history(shop: Shop, rows: list[dict[str, Any]]) -> None:
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+# -- cross-tenant walk (tests/crosstenant.py) ------------------------------------------------
+
+async def make_campaign(world: Any) -> str:
+    """A draft campaign of tenant A."""
+    shop = Shop(db=world.db, ctx=world.ctx, templates=await templates(world.db))
+    segment = await create_segment(world.db, world.ctx, SegmentCreate(
+        name=f"walk {uuid.uuid4().hex[:6]}", definition=d.Everyone()))
+    shop.segment_id = segment.id
+    return (await create_campaign(shop)).id
+
+
+async def make_holdout(world: Any) -> str:
+    from core.holdout.schemas import HoldoutCreate
+    from core.holdout.service import create_group
+    return (await create_group(world.db, world.ctx, HoldoutCreate(percent=5))).id
