@@ -113,3 +113,15 @@ async def _message(world: World) -> str:
 async def _segment(world: World) -> str:
     from tests.segments.factories import make_segment
     return await make_segment(world)
+
+
+@factory("campaign_id")  # campaigns (issue #7)
+async def _campaign(world: World) -> str:
+    from tests.campaigns.factories import make_campaign
+    return await make_campaign(world)
+
+
+@factory("holdout_id")  # holdout groups (issue #7)
+async def _holdout(world: World) -> str:
+    from tests.campaigns.factories import make_holdout
+    return await make_holdout(world)

@@ -1,6 +1,11 @@
 """Every controller of the API, in one list the app factory mounts."""
 
 from api.routes.audit import HqAuditController, TenantAuditController
+from api.routes.campaigns import (  # campaigns (#7)
+    HqCampaignPackageController,
+    TenantCampaignController,
+    TenantCampaignPackageController,
+)
 from api.routes.collection_plan import (
     HqCollectionPlanController,
     TenantCollectionPlanController,
@@ -10,6 +15,7 @@ from api.routes.consents import ConsentController
 from api.routes.customers import CustomerController
 from api.routes.events import IngestController
 from api.routes.health import health_routes
+from api.routes.holdout import TenantHoldoutController  # holdout (#7)
 from api.routes.keys import HqKeyController, TenantKeyController
 from api.routes.lifecycle import (
     HqCanvasController,
@@ -27,6 +33,11 @@ from api.routes.model import HqModelController, TenantModelController
 from api.routes.oauth import HqOAuthClientController, TenantOAuthController, oauth_routes
 from api.routes.overlays import TenantOverlayVersionsController
 from api.routes.plugins import HqPluginController, TenantPluginController
+from api.routes.pressure import (  # pressure (#7)
+    HqPressurePolicyController,
+    TenantPressureController,
+    TenantPressurePolicyController,
+)
 from api.routes.segments import HqSegmentController, TenantSegmentController
 from api.routes.templates import (  # templates (#6)
     HqPartialController,
@@ -56,4 +67,5 @@ ROUTE_HANDLERS = [
     *connector_routes,
     TenantCollectionPlanController, HqCollectionPlanController,
     HqSegmentController, TenantSegmentController, HqCanvasController, TenantCanvasController, HqStageController, TenantStageController, TenantOverlayVersionsController,  # noqa: E501  segments & lifecycle (#5)
+    TenantCampaignController, TenantCampaignPackageController, HqCampaignPackageController, HqPressurePolicyController, TenantPressurePolicyController, TenantPressureController, TenantHoldoutController,  # noqa: E501  campaigns, pressure, holdout (#7)
 ]

@@ -9,6 +9,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker
 
 from core.audit.jobs import purge_audit_log, schedule_audit_retention
+from core.campaigns.jobs import campaigns_tick, plan_campaign, plan_campaign_batch
 from core.connectors.jobs import run_connector, schedule_connector_syncs
 from core.db import Database
 from core.events.jobs import repoint_merged_events, run_import, sweep_customer_data
@@ -36,6 +37,8 @@ FUNCTIONS += [dispatch_messages, schedule_dispatch]  # messaging (#6)
 CRON_JOBS.append(cron(schedule_dispatch, unique=True))  # due messages, every minute (#6)
 FUNCTIONS += [refresh_segment_job, schedule_segment_refreshes, evaluate_lifecycle, schedule_lifecycle_nightly, schedule_lifecycle_incremental]  # noqa: E501  segments & lifecycle (#5)
 CRON_JOBS += [cron(schedule_segment_refreshes, minute=set(range(0, 60, 5)), unique=True), cron(schedule_lifecycle_nightly, hour={2}, minute={30}, unique=True), cron(schedule_lifecycle_incremental, minute=set(range(2, 60, 10)), unique=True)]  # noqa: E501  (#5)
+FUNCTIONS += [plan_campaign, plan_campaign_batch, campaigns_tick]  # campaigns (#7)
+CRON_JOBS.append(cron(campaigns_tick, unique=True))  # campaigns: start, resume, complete (#7)
 
 
 def build_worker(settings: Settings, *, burst: bool = False, **overrides: Any) -> Worker:
