@@ -205,22 +205,44 @@ def is_blocked(
     case-insensitively, compiled patterns that must match the whole value or part (both
     are matched against case-folded text, so write patterns in lower case).
     """
-    values = block_list.values.get("*", frozenset()) | block_list.values.get(kind, frozenset())
-    patterns = [
-        _compiled(pattern)
-        for pattern in block_list.patterns.get("*", ()) + block_list.patterns.get(kind, ())
-    ]
+    folded, patterns = _prepared(block_list, kind)
     extra_values = set()
+    extra_patterns = []
     for entry in extra:
         if isinstance(entry, str):
-            extra_values.add(entry)
+            extra_values.add(entry.casefold())
         else:
-            patterns.append(entry)
-    folded = {value.casefold() for value in values | extra_values}
+            extra_patterns.append(entry)
+    if extra_values or extra_patterns:
+        folded = folded | extra_values
+        patterns = patterns + tuple(extra_patterns)
     return any(
         subject in folded or any(pattern.fullmatch(subject) for pattern in patterns)
         for subject in (part.casefold() for part in _subjects(kind, normalised_value))
     )
+
+
+# Block lists are long-lived (the default, or a tenant's for the life of a batch): fold and
+# compile each one once per kind instead of on every identifier (ingestion's hot path).
+_PREPARED: dict[tuple[int, str], tuple[BlockList, frozenset[str], tuple[re.Pattern[str], ...]]]
+_PREPARED = {}
+
+
+def _prepared(block_list: BlockList,
+              kind: str) -> tuple[frozenset[str], tuple[re.Pattern[str], ...]]:
+    hit = _PREPARED.get((id(block_list), kind))
+    if hit is not None and hit[0] is block_list:
+        return hit[1], hit[2]
+    values = block_list.values.get("*", frozenset()) | block_list.values.get(kind, frozenset())
+    folded = frozenset(value.casefold() for value in values)
+    patterns = tuple(
+        _compiled(pattern)
+        for pattern in block_list.patterns.get("*", ()) + block_list.patterns.get(kind, ())
+    )
+    if len(_PREPARED) > 1024:  # tenant overlays come and go: keep the memo bounded
+        _PREPARED.clear()
+    _PREPARED[(id(block_list), kind)] = (block_list, folded, patterns)
+    return folded, patterns
 
 
 def _subjects(kind: str, value: str) -> list[str]:
