@@ -189,29 +189,49 @@ group by rule
 """
 
 
+async def _reuse(db: Database, ctx) -> str:
+    """A database kept by `--keep`: forget the earlier campaigns, keep the data."""
+    async with db.tenant_tx(ctx) as conn:
+        await conn.execute("delete from message_events where message_id in "
+                           "(select id from messages where source_type = 'campaign')")
+        await conn.execute("delete from messages where source_type = 'campaign'")
+        await conn.execute("update messages set status = 'planned', status_reason = null "
+                           "where status_reason like 'displaced by campaign%'")
+        for table in ("campaign_recipients", "campaign_batches", "campaigns"):
+            await conn.execute(f"delete from {table}")
+        return await conn.fetchval("select id from segments limit 1")
+
+
 async def run(customers: int, history: int, audience: int, *, workers: int,
-              keep: bool) -> float:
-    services = await create_database(start_services())
+              keep: bool, database: str | None = None) -> float:
+    started = start_services()
+    if database:
+        started = msgspec.structs.replace(started, database=database)
+    services = await create_database(started)
     settings = settings_for(services, log_level="WARNING", db_pool_max=4)
     db = await Database.connect(settings)
     try:
-        tenant = await tenants.create_tenant(db, HqContext(), TenantCreate(
-            id=TENANT, name="Bench network", country="FR", timezone="Europe/Paris",
-            default_locale="fr-FR"))
-        ctx = tenants.context_for(tenant, HqContext().actor)
-        segment = await create_segment(db, ctx, SegmentCreate(name="half",
-                                                               definition=d.Everyone()))
-        async with db.tenant_tx(ctx) as conn:
-            key = await hash_key(conn, ctx)
-        ids = [uuid.UUID(int=_rng.getrandbits(128)) for _ in range(customers)]
-        user = urlsplit(services.admin_dsn).username or "postgres"
-        await generate(dsn_for(services.admin_dsn, user=user, database=services.database),
-                       ids, history, audience, segment.id, key)
-        await holdout.create_group(db, ctx, HoldoutCreate(percent=5))
+        if database:
+            ctx = await tenants.tenant_context(db, TENANT, HqContext().actor)
+            segment_id = await _reuse(db, ctx)
+        else:
+            tenant = await tenants.create_tenant(db, HqContext(), TenantCreate(
+                id=TENANT, name="Bench network", country="FR", timezone="Europe/Paris",
+                default_locale="fr-FR"))
+            ctx = tenants.context_for(tenant, HqContext().actor)
+            segment_id = (await create_segment(db, ctx, SegmentCreate(
+                name="half", definition=d.Everyone()))).id
+            async with db.tenant_tx(ctx) as conn:
+                key = await hash_key(conn, ctx)
+            ids = [uuid.UUID(int=_rng.getrandbits(128)) for _ in range(customers)]
+            user = urlsplit(services.admin_dsn).username or "postgres"
+            await generate(dsn_for(services.admin_dsn, user=user, database=services.database),
+                           ids, history, audience, segment_id, key)
+            await holdout.create_group(db, ctx, HoldoutCreate(percent=5))
         shared = await templates(db)
         campaign = await service.create_campaign(db, ctx, msgspec.convert({
             "name": "Monthly newsletter", "category": "marketing", "purpose": "marketing",
-            "segment_id": segment.id, "channels": ["email", "sms"], "templates": shared,
+            "segment_id": segment_id, "channels": ["email", "sms"], "templates": shared,
             "priority": 40, "schedule": {"kind": "at", "at": SEND_AT.isoformat()},
             "control_percent": 5, "variants": [{"name": "A", "split": 50},
                                                {"name": "B", "split": 50}]},
@@ -271,8 +291,8 @@ async def run(customers: int, history: int, audience: int, *, workers: int,
         return took
     finally:
         await db.close()
-        if keep:
-            print(f"kept database {services.database}")
+        if keep or database:
+            print(f"kept database {services.database} (rerun with --database to reuse it)")
         else:
             await destroy_database(services)
 
@@ -285,11 +305,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2,
                         help="batches decided at the same time (the worker's job slots)")
     parser.add_argument("--keep", action="store_true", help="keep the generated database")
+    parser.add_argument("--database", help="reuse a database kept by --keep")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     print(msgspec.json.encode(vars(args)).decode())
     asyncio.run(run(args.customers, args.history, args.audience, workers=args.workers,
-                    keep=args.keep))
+                    keep=args.keep, database=args.database))
 
 
 if __name__ == "__main__":

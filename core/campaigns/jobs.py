@@ -30,6 +30,7 @@ async def plan_campaign(ctx: JobContext, tenant_id: str, campaign_id: str) -> in
     except Exception as err:
         if ctx.get("job_try", 1) < MAX_TRIES:
             raise Retry(defer=5 * ctx.get("job_try", 1)) from err
+        await planner.record_error(ctx["db"], tenant, campaign_id, repr(err))
         raise
     for batch in batches:
         await enqueue(ctx["redis"], ctx["settings"], "plan_campaign_batch",
@@ -49,6 +50,8 @@ async def plan_campaign_batch(ctx: JobContext, tenant_id: str, campaign_id: str,
         # Deadlock or restart: the batch rolled back whole; decide it again.
         if ctx.get("job_try", 1) < MAX_TRIES:
             raise Retry(defer=5 * ctx.get("job_try", 1)) from err
+        await planner.record_error(ctx["db"], tenant, campaign_id,
+                                   f"batch {batch}: {err!r}")
         raise
     await _after_plan(ctx, tenant_id, campaign_id)
     return list(result) if result else None

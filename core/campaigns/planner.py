@@ -203,6 +203,17 @@ async def _finish(conn: Connection, ctx: TenantContext, cid: uuid.UUID) -> bool:
     return row is not None
 
 
+async def record_error(db: Database, ctx: TenantContext, campaign_id: str,
+                       error: str) -> None:
+    """A plan that failed for good (the job gave up): shown on the campaign; the minute tick
+    retries it, and it can be cancelled."""
+    async with db.tenant_tx(ctx) as conn:
+        await conn.execute("update campaigns set plan_error = $2, updated_at = now() "
+                           "where id = $1", parse_id(campaign_id), error[:500])
+        await record(conn, ctx, "campaign.plan_failed", "campaign", campaign_id,
+                     {"error": error[:500]})
+
+
 async def finish_if_done(db: Database, ctx: TenantContext, campaign_id: str) -> bool:
     """Record the end of planning once no batch is pending (True the one time it does)."""
     async with db.tenant_tx(ctx) as conn:

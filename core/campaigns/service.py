@@ -40,9 +40,12 @@ COLUMNS = (
     "c.quiet_hours, c.bypass_quiet_hours, c.pressure_exempt, c.tags, c.data, c.package_id, "
     "c.package_revision, c.status, c.send_at, c.policy_version, c.plan_error, c.created_at, "
     "c.created_by, c.updated_at, c.scheduled_at, c.started_at, c.planned_at, c.completed_at, "
-    "c.cancelled_at, c.audience_size, c.batches_total, c.planned, c.excluded, "
-    "(select count(*) from campaign_batches b where b.campaign_id = c.id "
-    " and b.status = 'done')::int as batches_done")
+    "c.cancelled_at, c.audience_size, c.batches_total, b.planned, b.excluded, b.batches_done")
+# Progress is read from the batches as they are decided (visible while planning runs).
+_PROGRESS = """left join lateral (
+    select coalesce(sum(planned), 0)::int as planned, coalesce(sum(excluded), 0)::int as excluded,
+           (count(*) filter (where status = 'done'))::int as batches_done
+    from campaign_batches where campaign_id = c.id) b on true"""
 EDITABLE: tuple[Status, ...] = ("draft",)
 CANCELLABLE: tuple[Status, ...] = ("draft", "scheduled", "running")
 
@@ -71,8 +74,12 @@ def to_campaign(row: asyncpg.Record) -> Campaign:
 
 
 async def fetch(conn: Connection, campaign_id: str, *, lock: str = "") -> Campaign:
+    """`lock`: "" or "for update" / "for share" (of the campaign row)."""
+    if lock:
+        lock = f"{lock} of c"
     row = await conn.fetchrow(
-        f"select {COLUMNS} from campaigns c where c.id = $1 {lock}", parse_id(campaign_id))
+        f"select {COLUMNS} from campaigns c {_PROGRESS} where c.id = $1 {lock}",
+        parse_id(campaign_id))
     if row is None:
         raise NotFound(f"campaign {campaign_id!r} not found")
     return to_campaign(row)
@@ -143,7 +150,7 @@ async def list_campaigns(db: Database, ctx: TenantContext, *, cursor: str | None
         raise InvalidInput("cursor is not a value returned by this endpoint", field="cursor")
     async with db.tenant_tx(ctx) as conn:
         rows = await conn.fetch(
-            f"""select {COLUMNS} from campaigns c
+            f"""select {COLUMNS} from campaigns c {_PROGRESS}
                 where ($1::timestamptz is null or (c.created_at, c.id) < ($1, $2::uuid))
                   and ($3::text is null or c.status = $3)
                 order by c.created_at desc, c.id desc limit $4""",

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.campaigns import planner
+from core.campaigns import planner, service
 from core.campaigns.funnel import funnel
 from core.errors import InvalidInput
 from core.pressure import service as pressure
@@ -147,6 +147,9 @@ async def test_a_plan_killed_mid_batch_resumes_without_duplicates(db, make_tenan
     batches = await planner.start(db, shop.ctx, campaign.id, batch_size=20)
     assert batches == [0, 1, 2]
     assert await planner.plan_batch(db, shop.ctx, campaign.id, 0) == (20, 0)
+    progress = (await service.get_campaign(db, shop.ctx, campaign.id)).progress
+    assert (progress.audience, progress.batches_total, progress.batches_done,
+            progress.planned, progress.percent) == (50, 3, 1, 20, 33.3)
     # batch 1 dies while waiting for the pressure lock (another plan holds it)
     async with db.pool.acquire() as blocker, blocker.transaction():
         await pressure.lock_tenant(blocker, shop.ctx.tenant_id)
