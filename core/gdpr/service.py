@@ -21,6 +21,7 @@ from core.consents.service import fetch_consents, fetch_preferences
 from core.customers.service import CUSTOMER_COLUMNS, require_customer, to_customer
 from core.db import Database
 from core.identity.normalise import hash_identifier
+from core.messaging.service import anonymise_customer_messages
 from core.model.service import load_data_config
 from tenants.context import TenantContext
 
@@ -68,6 +69,10 @@ async def export(db: Database, ctx: TenantContext, customer_id: uuid.UUID) -> di
             "events": await rows(
                 """select message_id, type, occurred_at, received_at, properties, source
                    from events where customer_id = any($1::uuid[]) order by occurred_at, id"""),
+            "messages": await rows(
+                """select id, channel, category, purpose, status, to_address, template_id,
+                          locale, scheduled_at, sent_at from messages
+                   where customer_id = any($1::uuid[]) order by planned_at, id"""),
         }
         await record(conn, ctx, "customer.exported", "customer", str(cid),
                      {"events": len(document["events"])})
@@ -104,6 +109,7 @@ async def erase(db: Database, ctx: TenantContext, customer_id: uuid.UUID) -> Era
         await conn.execute(
             """update customer_merges set reason = jsonb_build_object('kind', reason->'kind')
                where survivor_id = any($1::uuid[]) or merged_id = any($1::uuid[])""", ids)
+        await anonymise_customer_messages(conn, ids)  # contact history keeps counting
         erased_at = await conn.fetchval(
             """update customers set first_name = null, last_name = null, email = null,
                    phone = null, birth_date = null, postal_code = null, attributes = '{}',
