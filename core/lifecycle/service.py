@@ -65,10 +65,13 @@ async def _assign(conn: Connection, ctx: TenantContext, run_id: int, mode: RunMo
     assigned, args = compiled.select(
         f"c.id as customer_id, c.stage as old_stage, (case {branches} end) as new_stage")
     await conn.execute(WORK_MEM)
-    # A plain SELECT may run in parallel; a statement that writes never does. So the stages
-    # are computed by a SELECT, and only the changes are written back, set-based.
-    changes = await conn.fetch(
-        f"select * from ({assigned}) x where old_stage is distinct from new_stage", *args)
+    # A query that writes to a table never runs in parallel, but CREATE TABLE AS may: the
+    # stages are computed into a temporary table, then only the changes are written back.
+    await conn.execute(
+        f"""create temp table lifecycle_changes on commit drop as
+            select * from ({assigned}) x where old_stage is distinct from new_stage""", *args)
+    await conn.execute("analyze lifecycle_changes")  # temp tables get no autovacuum stats
+    changed = await conn.fetchval("select count(*) from lifecycle_changes")
     count = "select count(*) from customers c where merged_into is null and erased_at is null"
     if only is None:
         evaluated = await conn.fetchval(count)
@@ -77,10 +80,7 @@ async def _assign(conn: Connection, ctx: TenantContext, run_id: int, mode: RunMo
             count + " and c.id in (" + _NEW_ACTIVITY.format("$1", "$2", "$3") + ")",
             previous, watermark, sorted(SYSTEM_EVENTS))
     before = await conn.fetchval("select coalesce(max(id), 0) from events")
-    if changes:
-        await conn.execute("""create temp table lifecycle_changes (customer_id uuid,
-                                  old_stage text, new_stage text) on commit drop""")
-        await conn.copy_records_to_table("lifecycle_changes", records=changes)
+    if changed:
         await conn.execute("""update customers c set stage = x.new_stage
                               from lifecycle_changes x where c.id = x.customer_id""")
         await conn.execute(insert_stage_facts("lifecycle_changes", "$1::bigint::text",
@@ -89,8 +89,8 @@ async def _assign(conn: Connection, ctx: TenantContext, run_id: int, mode: RunMo
     await conn.execute(
         """update lifecycle_runs set status = 'done', finished_at = now(), canvas_version = $2,
                evaluated = $3, changed = $4, event_watermark = $5 where id = $1""",
-        run_id, effective.version, evaluated, len(changes), watermark)
-    return effective.version, evaluated, len(changes), before
+        run_id, effective.version, evaluated, changed, watermark)
+    return effective.version, evaluated, changed, before
 
 
 async def evaluate(db: Database, ctx: TenantContext, *, mode: RunMode = "full",

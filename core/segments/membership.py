@@ -41,12 +41,12 @@ async def refresh_in(conn: Connection, ctx: TenantContext, segment_id: str,
     compiled = compile_definition(segment.definition, vocab, now, refs)
     members_sql, args = compiled.select("c.id as customer_id")
     await conn.execute(WORK_MEM)
-    # The members come from a plain SELECT (which may run in parallel; a statement that
-    # writes never does), then the differences are written in one statement.
-    members = await conn.fetch(members_sql, *args)
-    await conn.execute("create temp table segment_current (customer_id uuid primary key) "
-                       "on commit drop")
-    await conn.copy_records_to_table("segment_current", records=members)
+    # A query that writes to a table never runs in parallel, but CREATE TABLE AS may: the
+    # members go to a temporary table, then the differences are written in one statement.
+    await conn.execute(f"create temp table segment_current on commit drop as {members_sql}",
+                       *args)
+    await conn.execute("analyze segment_current")
+    members = await conn.fetchval("select count(*) from segment_current")
     row = await conn.fetchrow(
         f"""with gone as (
                 update segment_memberships m set exited_at = $2
@@ -74,8 +74,8 @@ async def refresh_in(conn: Connection, ctx: TenantContext, segment_id: str,
            on conflict (tenant_id, segment_id) do update
            set member_count = excluded.member_count, refreshed_at = excluded.refreshed_at,
                duration_ms = excluded.duration_ms""",
-        segment_id, len(members), now, int(duration))
-    return RefreshResult(segment_id=segment_id, members=len(members), entered=row["came"],
+        segment_id, members, now, int(duration))
+    return RefreshResult(segment_id=segment_id, members=members, entered=row["came"],
                          exited=row["gone"], refreshed_at=now, duration_ms=duration)
 
 
