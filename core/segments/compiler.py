@@ -78,6 +78,8 @@ class Compiler:
         self.sources = {s.alias: s for s in (self.ev, self.idn, self.cns)}
         self.uses: set[str] = set()  # what the condition being compiled reads
         self.profile_filter: str | None = None
+        self.properties: dict[tuple[str, str], str] = {}
+        self.property_columns: list[str] = []
         self.event_types: set[str] = set()
         self.lower_bounds: list[datetime | None] = []
         self._expanding: list[str] = []
@@ -244,16 +246,25 @@ class Compiler:
         return " and ".join(parts)
 
     def _property(self, name: str, type_: str) -> str:
-        key = self.bind(name, "text")
+        """A typed property of the event row: one column of the events subquery, with
+        its key bound once, however many aggregates and filters use it."""
         fam = family(type_)
+        column = self.properties.get((name, fam))
+        if column is not None:
+            return f"e.{column}"
+        key = self.bind(name, "text")
         typeof = f"jsonb_typeof(e.properties -> {key})"
         if fam == "number":
-            return f"(case when {typeof} = 'number' then (e.properties ->> {key})::float8 end)"
-        if fam == "boolean":
-            return f"(case when {typeof} = 'boolean' then (e.properties ->> {key})::boolean end)"
-        if fam == "opaque":
-            return f"(case when {typeof} <> 'null' then e.properties -> {key} end)"
-        return f"(case when {typeof} = 'string' then e.properties ->> {key} end)"
+            expr = f"case when {typeof} = 'number' then (e.properties ->> {key})::float8 end"
+        elif fam == "boolean":
+            expr = f"case when {typeof} = 'boolean' then (e.properties ->> {key})::boolean end"
+        elif fam == "opaque":
+            expr = f"case when {typeof} <> 'null' then e.properties -> {key} end"
+        else:
+            expr = f"case when {typeof} = 'string' then e.properties ->> {key} end"
+        column = self.properties[(name, fam)] = f"p{len(self.properties) + 1}"
+        self.property_columns.append(f"{expr} as {column}")
+        return f"e.{column}"
 
     def _event(self, node: d.EventCondition) -> str:
         where = self._event_filter(node.event, node.window, node.where)
@@ -344,7 +355,14 @@ class Compiler:
                 pre += f" and e.customer_id in ({only})"
             if self.lower_bounds and all(b is not None for b in self.lower_bounds):
                 pre += f" and e.occurred_at >= {self.bind(min(self.lower_bounds), 'timestamptz')}"
-            ctes.append(self._aggregate(self.ev, "events", "e", pre))
+            events = "events"
+            if self.property_columns:
+                # Inlined by the planner (which keeps the scan parallel; an `offset 0`
+                # fence would extract each property once but serialise the scan).
+                events = (f"(select e.customer_id, e.type, e.occurred_at, "
+                          f"{', '.join(self.property_columns)} from events e where {pre})")
+                pre = "true"
+            ctes.append(self._aggregate(self.ev, events, "e", pre))
             joins.append(self._join(self.ev))
         for source, table, letter in ((self.idn, "identifiers", "i"), (self.cns, "consents", "k")):
             if source.columns:
