@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import pytest
@@ -33,7 +33,7 @@ async def test_revocation_elsewhere_is_seen_after_the_ttl(db, make_tenant):
 async def test_cached_key_still_expires_on_time_and_eviction_is_immediate(db, make_tenant):
     tenant = await make_tenant("cache")
     ctx = context_for(tenant, SYSTEM)
-    expires = datetime.now(timezone.utc) + timedelta(seconds=1)
+    expires = datetime.now(UTC) + timedelta(seconds=1)
     short = await keys.create_tenant_key(
         db, ctx, ApiKeyCreate(name="s", scopes=["admin"], expires_at=expires))
     other = await keys.create_tenant_key(db, ctx, ApiKeyCreate(name="o", scopes=["admin"]))

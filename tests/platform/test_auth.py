@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tests.conftest import auth
 
@@ -48,7 +48,7 @@ async def test_scopes_are_enforced_with_403(client, make_tenant, make_key):
 async def test_revoked_and_expired_keys_stop_working(client, make_tenant, make_key):
     tenant = await make_tenant("revoke")
     admin = await make_key(tenant.id)
-    soon = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     r = await client.post(f"/v1/tenants/{tenant.id}/keys", headers=auth(admin),
                           json={"name": "tmp", "scopes": ["admin"], "expires_at": soon})
     short_lived = r.json()

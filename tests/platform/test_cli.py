@@ -49,8 +49,9 @@ def test_up_starts_everything_embedded_and_stops_cleanly(tmp_path: Path):
     port = _free_port()
     data = tmp_path / "data"
     env = _env(RELAIS_DATA_DIR=str(data), RELAIS_PORT=str(port))
+    log = tmp_path / "up.log"
     up = subprocess.Popen([*RELAIS, "up", "--demo"], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True)
+                          stderr=log.open("w"), text=True)
     try:
         lines = []
         deadline = time.monotonic() + 120
@@ -60,9 +61,9 @@ def test_up_starts_everything_embedded_and_stops_cleanly(tmp_path: Path):
             if line.startswith("Press Ctrl-C"):
                 break
         output = "".join(lines)
-        assert f"http://127.0.0.1:{port}/schema" in output
-        hq_key = next(l.split(": ")[1].strip() for l in lines if "HQ admin key" in l)
-        lyon_key = next(l.split(": ")[1].strip() for l in lines if "tenant lyon" in l)
+        assert f"http://127.0.0.1:{port}/schema" in output, (output, log.read_text()[-3000:])
+        hq_key = next(x.split(": ")[1].strip() for x in lines if "HQ admin key" in x)
+        lyon_key = next(x.split(": ")[1].strip() for x in lines if "tenant lyon" in x)
         ready = None
         while time.monotonic() < deadline:
             try:
@@ -80,13 +81,13 @@ def test_up_starts_everything_embedded_and_stops_cleanly(tmp_path: Path):
         assert r.status_code == 404
     finally:
         up.send_signal(signal.SIGINT)
-        assert up.wait(timeout=60) == 0
+        assert up.wait(timeout=60) == 0, log.read_text()[-3000:]
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
 
     # Second start reuses the data: no new bootstrap key, demo not reloaded.
     up = subprocess.Popen([*RELAIS, "up", "--demo"], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True)
+                          stderr=log.open("w"), text=True)
     try:
         lines = []
         while True:
@@ -97,4 +98,4 @@ def test_up_starts_everything_embedded_and_stops_cleanly(tmp_path: Path):
         assert not any("key" in line for line in lines), lines
     finally:
         up.send_signal(signal.SIGINT)
-        assert up.wait(timeout=60) == 0
+        assert up.wait(timeout=60) == 0, log.read_text()[-3000:]
