@@ -1,4 +1,5 @@
-"""A small demo group: HQ plus three networks on three continents."""
+"""A small demo group: HQ plus three networks on three continents, each with a few hundred
+customers, their trips and purchases, consents, a segment and lifecycle stages."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import msgspec
 from core.auth import service as keys
 from core.auth.schemas import ApiKeyCreate
 from core.db import Database
+from core.demo_data import load_customers, load_segment_and_stages
 from tenants import service as tenants
 from tenants.context import SYSTEM, HqContext
 from tenants.schemas import TenantCreate
@@ -41,5 +43,7 @@ async def load_demo(db: Database) -> list[DemoKey]:
         ctx = tenants.context_for(tenant, SYSTEM)
         key = await keys.create_tenant_key(
             db, ctx, ApiKeyCreate(name="demo admin", scopes=["admin"]))
+        await load_customers(db, ctx)
+        await load_segment_and_stages(db, ctx)
         created.append(DemoKey(tenant_id=tenant.id, key=key.key))
     return created
