@@ -62,11 +62,16 @@ async def snapshot(conn: Connection, ctx: TenantContext, campaign_id: UUID, segm
     if existing["batches"]:
         return existing["size"], existing["batches"]
     await ensure_fresh(conn, ctx, segment_id)
+    # Batches follow the pressure lock partitions (first byte of the customer id, see
+    # core.pressure.service): batch b holds the partitions [256 b / n, 256 (b + 1) / n), so
+    # the batches of one campaign never wait for each other's locks.
     row = await conn.fetchrow(
-        f"""with audience as ({MEMBERS_SQL}),
+        f"""with audience as materialized ({MEMBERS_SQL}),
+                n as (select least(256, greatest(1, ceil(count(*)::numeric / $3)))::int as n
+                      from audience),
                 numbered as (select customer_id,
-                                    (row_number() over (order by customer_id) - 1) / $3 as batch
-                             from audience),
+                                    get_byte(uuid_send(customer_id), 0) * n.n / 256 as batch
+                             from audience, n),
                 stored as (
                     insert into campaign_batches (tenant_id, campaign_id, batch, customer_ids)
                     select current_setting('relais.tenant_id'), $2, batch,

@@ -1,17 +1,44 @@
-"""The two writes planning makes to the outbox besides enqueueing: skipping planned
-messages (displaced by arbitration, or their campaign cancelled).
+"""Planning's writes to the outbox: enqueueing a batch's messages set-based, and skipping
+planned messages (displaced by arbitration, or their campaign cancelled).
 
-Kept apart and small on purpose: it belongs with `core.messaging.service` (the owner of the
-`messages` table) and should move there; it follows that module's conventions (status
-moves forward only, every change appended to `message_events`).
+Kept apart and small on purpose: these belong with `core.messaging.service` (the owner of
+the `messages` table) and should move there. `enqueue_chosen` is the set-based twin of
+`insert_planned` — same columns, same deterministic ids (computed in SQL, see
+`core.campaigns.plan.choose`; a test holds them to `core.messaging.ids.message_id`), same
+`on conflict do nothing` and initial `planned` event — for rows already in a temporary
+table: half a million messages never travel through Python (building and encoding them
+there cost more than the whole rest of a plan).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from core.db import Connection
 from tenants.context import TenantContext
+
+
+async def enqueue_chosen(conn: Connection, ctx: TenantContext, *, table: str,
+                         source_id: str, purpose: str, priority: int,
+                         data: dict[str, Any]) -> int:
+    """Insert the messages of `table` (message_id, customer_id, channel, send_at, step,
+    template_id, category, tags) as `planned`, inside the caller's transaction; returns how
+    many were new."""
+    return int(await conn.fetchval(f"""
+        with new as (
+            insert into messages (tenant_id, id, customer_id, channel, category, purpose,
+                                  priority, source_type, source_id, step, occurrence,
+                                  template_id, scheduled_at, tags, data, status)
+            select $1, c.message_id, c.customer_id, c.channel, c.category, $2, $3,
+                   'campaign', $4, c.step, '', c.template_id, c.send_at, c.tags, $5::jsonb,
+                   'planned'
+            from {table} c
+            on conflict (tenant_id, id) do nothing
+            returning id, status),
+        events as (insert into message_events (tenant_id, message_id, status)
+                   select $1, id, status from new)
+        select count(*) from new""", ctx.tenant_id, purpose, priority, source_id, data))
 
 
 async def skip_planned(conn: Connection, ctx: TenantContext, ids: Sequence[str],

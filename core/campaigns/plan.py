@@ -36,7 +36,6 @@ PRESSURE_STEP = STEPS.index("pressure") + 1
 DEDUPE_STEP = STEPS.index("dedupe") + 1
 ADDRESS_SQL = {"email": "c.email", "sms": "c.phone", "whatsapp": "c.phone",
                "push": "c.push_token", "webhook": "c.customer_id::text"}
-SUPPRESSION_KIND = {"email": "email", "sms": "phone", "whatsapp": "phone"}
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _PHONE = r"^\+[1-9][0-9]{6,14}$"
 
@@ -113,15 +112,21 @@ async def load_customers(conn: Connection, spec: PlanSpec, ids: list[UUID]) -> N
                    relais_bucket($4, u.id::text) < $3 as control, {variant} as variant,
                    coalesce(relais_bucket($9::text, u.id::text) < $10::int, false) as hold
             from unnest($1::uuid[]) as u(id)
-            left join customers s on s.id = u.id
-            left join preferences p on p.customer_id = u.id)
+            -- `= any($1)` on the big tables: index probes for this batch's customers,
+            -- not a scan of every profile of the tenant
+            left join (select * from customers where id = any($1::uuid[])) s on s.id = u.id
+            left join (select * from preferences where customer_id = any($1::uuid[])) p
+                   on p.customer_id = u.id)
         select c.*, {base_at} as base_at, {base_at} as q_at, false as moved,
-               null::text as quiet_reason
+               null::text as quiet_reason, false as email_suppressed,
+               false as phone_suppressed
         from c""",
         ids, spec.tenant_tz, spec.control_buckets, spec.salt, spec.local_date,
         spec.local_time, spec.send_at, spec.started_at, h[0], h[1])
     await conn.execute("alter table plan_c add primary key (customer_id)")
     await conn.execute("analyze plan_c")  # temp tables have no statistics until analysed
+    if spec.pads is not None:
+        await _suppressions(conn, spec.pads)
     if spec.apply_quiet:
         await _quiet_hours(conn, spec)
     # `held`: in the holdout group's buckets and sent within its period.
@@ -157,17 +162,17 @@ async def _quiet_hours(conn: Connection, spec: PlanSpec) -> None:
            where moved""", *tenant, spec.abort_quiet)
 
 
-def _suppressed(spec: PlanSpec) -> str:
-    """Only evaluated when the tenant has suppressions ($5)."""
-    kinds = " ".join(f"when '{ch}' then '{k}'" for ch, k in SUPPRESSION_KIND.items())
-    value = ("case when ch.channel = 'email' then lower(btrim(a.address)) "
-             "else btrim(a.address) end")
-    return f"""($5::bool and ch.channel in ({', '.join(f"'{c}'" for c in SUPPRESSION_KIND)})
-        and a.address is not null and exists (
-            select 1 from suppressions sp
-            where sp.kind = (case ch.channel {kinds} end)
-              and sp.value_hash = encode(sha256($4::bytea || sha256($3::bytea || convert_to(
-                  (case ch.channel {kinds} end) || ':' || {value}, 'UTF8'))), 'hex')))"""
+async def _suppressions(conn: Connection, pads: tuple[bytes, bytes]) -> None:
+    """Addresses on the suppression list (keyed hashes, see `hmac_pads`), once per
+    customer and kind; only run when the tenant has a suppression list at all."""
+    for kind, column, value in (("email", "email", "lower(btrim(email))"),
+                                ("phone", "phone", "btrim(phone)")):
+        await conn.execute(f"""
+            update plan_c set {kind}_suppressed = true
+            where {column} is not null
+              and encode(sha256($2::bytea || sha256($1::bytea || convert_to(
+                      '{kind}:' || {value}, 'UTF8'))), 'hex')
+                  in (select value_hash from suppressions where kind = '{kind}')""", *pads)
 
 
 def _conditions(spec: PlanSpec) -> list[tuple[str, int, str]]:
@@ -175,7 +180,8 @@ def _conditions(spec: PlanSpec) -> list[tuple[str, int, str]]:
     return [
         ("c.missing", 1, "'unknown_customer'"),
         ("c.erased", 1, "'erased'"),
-        (_suppressed(spec), 1, "'suppressed'"),
+        ("(ch.channel = 'email' and c.email_suppressed) or "
+         "(ch.channel in ('sms', 'whatsapp') and c.phone_suppressed)", 1, "'suppressed'"),
         ("a.address is null or btrim(a.address) = ''", 2, "'no_address'"),
         (f"(ch.channel = 'email' and a.address !~ '{_EMAIL}') or "
          f"(ch.channel in ('sms', 'whatsapp') and a.address !~ '{_PHONE}')",
@@ -188,12 +194,11 @@ def _conditions(spec: PlanSpec) -> list[tuple[str, int, str]]:
     ]
 
 
-async def load_candidates(conn: Connection, spec: PlanSpec) -> None:
+async def load_candidates(conn: Connection, spec: PlanSpec, ids: list[UUID]) -> None:
     conditions = _conditions(spec)
     step = " ".join(f"when {cond} then {n}" for cond, n, _ in conditions)
     reason = " ".join(f"when {cond} then {r}" for cond, _, r in conditions)
     address = " ".join(f"when '{ch}' then {sql}" for ch, sql in ADDRESS_SQL.items())
-    pads = spec.pads or (b"", b"")
     await conn.execute(f"""
         create temp table plan_m on commit drop as
         select c.customer_id, ch.channel,
@@ -203,9 +208,10 @@ async def load_candidates(conn: Connection, spec: PlanSpec) -> None:
         from plan_c c
         cross join unnest($1::text[]) with ordinality as ch(channel, ord)
         cross join lateral (select case ch.channel {address} end as address) a
-        left join consents k on k.customer_id = c.customer_id and k.channel = ch.channel
-                            and k.purpose = $2""",
-        list(spec.channels), spec.purpose, pads[0], pads[1], spec.pads is not None)
+        left join (select customer_id, channel, status from consents
+                   where customer_id = any($3::uuid[]) and purpose = $2) k
+               on k.customer_id = c.customer_id and k.channel = ch.channel""",
+        list(spec.channels), spec.purpose, ids)
     await conn.execute("alter table plan_m add primary key (customer_id, channel)")
     await conn.execute("analyze plan_m")
 
@@ -221,30 +227,29 @@ async def dedupe(conn: Connection, spec: PlanSpec) -> None:
         str(spec.campaign_id))
 
 
-async def choose(conn: Connection, spec: PlanSpec) -> list[Any]:
-    """Best surviving channel per customer → `plan_o` (every customer's outcome) and the
-    rows to enqueue (customer, channel, send time, variant, template)."""
+async def choose(conn: Connection, spec: PlanSpec, tenant_id: str) -> None:
+    """Best surviving channel per customer → `plan_o` (every customer's outcome) and
+    `plan_chosen` (the messages to enqueue, with their deterministic ids: the SQL twin of
+    `core.messaging.ids.message_id` over tenant, source, step = variant, customer,
+    occurrence)."""
     await conn.execute("""
         create temp table plan_o on commit drop as
         select distinct on (customer_id) customer_id, channel, step, reason, send_at, variant
         from plan_m order by customer_id, coalesce(step, 99) desc, rank""")
-    return await conn.fetch("""
-        select o.customer_id, o.channel, o.send_at, o.variant,
-               coalesce($2::jsonb -> o.variant ->> o.channel, $1::jsonb ->> o.channel)
-                   as template_id
-        from plan_o o where o.step is null order by o.customer_id""",
-        spec.templates, spec.variant_templates)
-
-
-async def store_chosen(conn: Connection, spec: PlanSpec, rows: list[Any],
-                       ids: list[str]) -> None:
     await conn.execute("""
         create temp table plan_chosen on commit drop as
-        select u.customer_id, u.message_id, o.channel, o.send_at, $3::text as category,
-               $4::text[] as tags
-        from unnest($1::uuid[], $2::text[]) as u(customer_id, message_id)
-        join plan_o o on o.customer_id = u.customer_id""",
-        [r["customer_id"] for r in rows], ids, spec.category, list(spec.tags))
+        with o as (select o.*, coalesce(($3::text[])[o.variant::int + 1], '') as variant_name
+                   from plan_o o where o.step is null)
+        select o.customer_id, o.channel, o.send_at, o.variant_name as step,
+               coalesce($2::jsonb -> o.variant ->> o.channel, $1::jsonb ->> o.channel)
+                   as template_id,
+               $4::text as category, $5::text[] as tags,
+               'm' || left(encode(sha256(convert_to(concat_ws(E'\\x1f', $6::text, 'campaign',
+                   $7::text, o.variant_name, o.customer_id::text, ''), 'UTF8')), 'hex'), 32)
+                   as message_id
+        from o""",
+        spec.templates, spec.variant_templates, list(spec.variant_names) or [None],
+        spec.category, list(spec.tags), tenant_id, str(spec.campaign_id))
 
 
 async def record_recipients(conn: Connection, spec: PlanSpec) -> tuple[int, int]:

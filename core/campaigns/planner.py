@@ -17,22 +17,24 @@ from core.audit.service import record
 from core.campaigns import plan, rules
 from core.campaigns.audience import BATCH_SIZE, MEMBERS_SQL, ensure_fresh, snapshot
 from core.campaigns.funnel import build_funnel
-from core.campaigns.outbox import skip_planned
+from core.campaigns.outbox import enqueue_chosen, skip_planned
 from core.campaigns.schemas import Campaign, Funnel
 from core.campaigns.service import fetch, parse_id
 from core.db import Connection, Database
 from core.errors import Conflict
 from core.holdout.service import active_group_in, buckets_for
-from core.messaging.schemas import PlannedMessage
-from core.messaging.service import insert_planned
 from core.messaging.statuses import hash_key
 from core.pressure import service as pressure
 from core.pressure.windows import minutes_to_time
 from tenants.context import TenantContext
 
-# The statements of a batch are costed high (tens of thousands of rows, per-row functions),
-# so PostgreSQL would JIT-compile each one: ~0.5 s apiece for no gain at this size.
-NO_JIT = "set local jit = off"
+# Settings of a batch's transaction. Its statements are costed high (tens of thousands of
+# rows, per-row functions), so PostgreSQL would JIT-compile each one: ~0.5 s apiece for no
+# gain at this size. A batch looks up tens of thousands of customers, consents and histories
+# among millions: index probes, not full scans of the big tables, and hashes and sorts in
+# memory.
+NO_JIT = ("select set_config('jit', 'off', true), set_config('work_mem', '64MB', true), "
+          "set_config('random_page_cost', '1.1', true)")
 
 
 async def build_spec(conn: Connection, ctx: TenantContext, campaign: Campaign,
@@ -85,23 +87,14 @@ async def _filter(conn: Connection, spec: plan.PlanSpec, ids: list[uuid.UUID], *
     """Steps 1-8 into the temp tables. With `ctx` (a real plan) the cap step takes the
     tenant's pressure lock and row locks; a simulation (`ctx=None`) takes neither."""
     await plan.load_customers(conn, spec, ids)
-    await plan.load_candidates(conn, spec)
+    await plan.load_candidates(conn, spec, ids)
     if spec.rules:
         if ctx is not None:
-            await pressure.lock_tenant(conn, ctx.tenant_id)
+            await pressure.lock_candidates(conn, ctx.tenant_id, "plan_m")
         await pressure.apply_caps(conn, list(spec.rules), candidates="plan_m",
                                   priority=spec.priority, step=plan.PRESSURE_STEP,
                                   lock_rows=ctx is not None)
     await plan.dedupe(conn, spec)
-
-
-def _message(spec: plan.PlanSpec, row: Any) -> PlannedMessage:
-    variant = spec.variant_names[int(row["variant"])] if row["variant"] is not None else ""
-    return PlannedMessage(
-        customer_id=row["customer_id"], channel=row["channel"], category=spec.category,
-        purpose=spec.purpose, source_type="campaign", source_id=str(spec.campaign_id),
-        template_id=row["template_id"], step=variant, priority=spec.priority,
-        scheduled_at=row["send_at"], tags=spec.tags, data=spec.data)
 
 
 async def plan_batch(db: Database, ctx: TenantContext, campaign_id: str,
@@ -124,9 +117,9 @@ async def plan_batch(db: Database, ctx: TenantContext, campaign_id: str,
         spec = await build_spec(conn, ctx, campaign)
         await conn.execute(NO_JIT)
         await _filter(conn, spec, list(row["customer_ids"]), ctx=ctx)
-        chosen = await plan.choose(conn, spec)
-        result = await insert_planned(conn, ctx, [_message(spec, r) for r in chosen])
-        await plan.store_chosen(conn, spec, chosen, result.ids)
+        await plan.choose(conn, spec, ctx.tenant_id)
+        await enqueue_chosen(conn, ctx, table="plan_chosen", source_id=campaign.id,
+                             purpose=spec.purpose, priority=spec.priority, data=spec.data)
         if spec.rules:
             victims = await pressure.displace(conn, list(spec.rules), chosen="plan_chosen",
                                               priority=spec.priority)
@@ -246,7 +239,7 @@ async def simulate(db: Database, ctx: TenantContext, campaign_id: str, *,
         rows: list[Any] = []
         for start_at in range(0, len(ids), batch_size):
             await _filter(conn, spec, ids[start_at:start_at + batch_size], ctx=None)
-            await plan.choose(conn, spec)
+            await plan.choose(conn, spec, ctx.tenant_id)
             rows += [dict(r) for r in await plan.simulated_counts(conn, spec)]
             await plan.drop_batch_tables(conn)
     return build_funnel(campaign.id, rows, simulated=True, audience=len(ids))

@@ -14,12 +14,16 @@ scheduled no later (the earliest scheduled wins; on a tie the one planned first)
 new messages are written, `displace` skips the planned messages of lower rank that no
 longer fit, so the total in every period stays within the cap.
 
-Locking: the whole cap step of a batch — count, decide, write, displace — runs under a
-transaction-scoped advisory lock per tenant (`lock_tenant`), taken after the cheap filters
-and released at commit. Two campaigns of one tenant therefore decide their batches one
-after the other, each seeing the other's committed messages. Inside the lock, the planned
-rows of the batch's customers are also locked `for update` before counting, so a
-dispatcher cannot send a message this batch is about to displace.
+Locking: caps are per customer, so what must not interleave is two plans counting and
+writing for the same customers. The whole cap step of a batch — count, decide, write,
+displace — runs under transaction-scoped advisory locks on the customer partitions it
+touches (first byte of the customer id, 256 partitions, taken in ascending order: no
+deadlock; `lock_candidates`), after the cheap filters, released at commit. Two campaigns
+reaching the same customers therefore decide them one after the other, each seeing the
+other's committed messages; batches of one campaign cover disjoint partitions
+(`core.campaigns.audience.snapshot` cuts them so) and run side by side. Inside the locks,
+the planned rows of the batch's customers are also locked `for update` before counting,
+so a dispatcher cannot send a message this batch is about to displace.
 """
 
 from __future__ import annotations
@@ -70,9 +74,29 @@ def rules_for(policy: PressurePolicy, category: str, tags: list[str] | tuple[str
             and (not r.tags or set(r.tags) & set(tags))]
 
 
+PARTITIONS = 256  # customers are locked by the first byte of their id
+
+
 async def lock_tenant(conn: Connection, tenant_id: str) -> None:
-    await conn.execute("select pg_advisory_xact_lock(hashtextextended('relais.pressure:' || $1,"
-                       " 0))", tenant_id)
+    """Every customer of the tenant (all partitions, in order)."""
+    await lock_partitions(conn, tenant_id, list(range(PARTITIONS)))
+
+
+async def lock_partitions(conn: Connection, tenant_id: str, partitions: list[int]) -> None:
+    """Transaction-scoped advisory locks on customer partitions (first byte of the
+    customer id), always taken in ascending order so two plans can never deadlock."""
+    for partition in sorted(set(partitions)):
+        await conn.execute(
+            "select pg_advisory_xact_lock(hashtextextended('relais.pressure:' || $1 || ':' "
+            "|| ($2::int)::text, 0))", tenant_id, partition)
+
+
+async def lock_candidates(conn: Connection, tenant_id: str, candidates: str) -> None:
+    """The partitions of the customers still in `candidates` (`step is null`)."""
+    rows = await conn.fetch(
+        f"""select distinct get_byte(uuid_send(customer_id), 0) as p from {candidates}
+            where step is null order by 1""")
+    await lock_partitions(conn, tenant_id, [r["p"] for r in rows])
 
 
 def rules_table(rules: list[CapRule], first: int) -> tuple[str, list[Any]]:
@@ -127,31 +151,17 @@ async def apply_caps(conn: Connection, rules: list[CapRule], *, candidates: str,
     """Mark the rows of `candidates` (still `step is null`) that a cap refuses with
     `step` and reason `cap:<rule>` (sent alone fills it) or `arbitration:<rule>` (planned
     messages of higher priority fill it). Leaves `plan_w` (periods per candidate and rule)
-    and `plan_x` (the counted history) for `displace`. Call under `lock_tenant`.
+    and `plan_x` (the counted history) for `displace`. Call under `lock_candidates`.
 
     `lock_rows=False` is for simulations, which write nothing."""
-    rules_sql, rule_args = rules_table(rules, 2)
-    await conn.execute(f"""
-        create temp table plan_w on commit drop as
-        select m.customer_id, m.channel, m.send_at, m.tz, r.idx, r.rule, r.max, r.rchannel,
-               {_split('r.cats_raw')} as cats, {_split('r.tags_raw')} as tags,
-               r.win, r.win = 'rolling' as rolling,
-               {window_key('m.send_at', 'm.tz')} as w_key,
-               {rolling_bound('m.send_at', '-')} as w_start,
-               {rolling_bound('m.send_at', '+')} as w_end,
-               0 as sent, 0 as above
-        from {candidates} m join ({rules_sql}) r
-             on r.rchannel = 'any' or r.rchannel = m.channel
-        where m.step is null and $1::bool""", True, *rule_args)
-    await conn.execute("create index on plan_w (customer_id)")
-    await conn.execute("analyze plan_w")
-    # The counted history lies within a month (or the longest rolling span) of a send.
+    # The counted history of the batch's customers, read once: within a month (or the
+    # longest rolling span) of their send times.
     margin = f"interval '{max(33, *(r.days or 0 for r in rules))} days'"
     await conn.execute(f"""
         create temp table plan_x on commit drop as
         with c as (select customer_id, min(tz) as tz, min(send_at) as first,
                           max(send_at) as last
-                   from plan_w group by customer_id)
+                   from {candidates} where step is null group by customer_id)
         select x.id, x.customer_id, x.channel, x.category, x.tags, x.priority, x.scheduled_at,
                x.planned_at, x.status = 'planned' as pending, x.source_type, x.source_id,
                coalesce(x.sent_at, x.scheduled_at) as at,
@@ -163,7 +173,6 @@ async def apply_caps(conn: Connection, rules: list[CapRule], *, candidates: str,
           and coalesce(x.sent_at, x.scheduled_at) < c.last + {margin}""",
         list(NOT_COUNTED), EXEMPT_TAG)
     await conn.execute("create index on plan_x (customer_id)")
-    await conn.execute("analyze plan_x")
     if lock_rows:
         # Lock the planned messages read (this batch may displace them) and take their
         # status as of the lock: the dispatcher claims with `skip locked`, so from here
@@ -177,16 +186,34 @@ async def apply_caps(conn: Connection, rules: list[CapRule], *, candidates: str,
             update plan_x x set pending = false from locked l
             where x.id = l.id and l.status <> 'planned'
               and l.status <> all($1::text[])""", list(NOT_COUNTED))
+    await conn.execute("analyze plan_x")
+    # Each candidate x applicable rule: its period, and what is counted in it.
+    rules_sql, rule_args = rules_table(rules, 2)
     await conn.execute(f"""
-        update plan_w w set sent = c.sent, above = c.above
-        from (select w.customer_id, w.channel, w.idx,
-                     count(*) filter (where not x.pending) as sent,
-                     count(*) filter (where x.pending and (x.priority > $1 or
-                         (x.priority = $1 and x.scheduled_at <= w.send_at))) as above
-              from plan_w w join plan_x x on {COUNTED_BY}
-              group by w.customer_id, w.channel, w.idx) c
-        where c.customer_id = w.customer_id and c.channel = w.channel and c.idx = w.idx""",
-        priority)
+        create temp table plan_w on commit drop as
+        with w as materialized (
+            select m.customer_id, m.channel, m.send_at, m.tz, r.idx, r.rule, r.max,
+                   r.rchannel, {_split('r.cats_raw')} as cats, {_split('r.tags_raw')} as tags,
+                   r.win, r.win = 'rolling' as rolling,
+                   {window_key('m.send_at', 'm.tz')} as w_key,
+                   {rolling_bound('m.send_at', '-')} as w_start,
+                   {rolling_bound('m.send_at', '+')} as w_end
+            from {candidates} m join ({rules_sql}) r
+                 on r.rchannel = 'any' or r.rchannel = m.channel
+            where m.step is null),
+        counted as (
+            select w.customer_id, w.channel, w.idx,
+                   count(*) filter (where not x.pending) as sent,
+                   count(*) filter (where x.pending and (x.priority > $1 or
+                       (x.priority = $1 and x.scheduled_at <= w.send_at))) as above,
+                   count(*) filter (where x.pending) as pending
+            from w join plan_x x on {COUNTED_BY}
+            group by w.customer_id, w.channel, w.idx)
+        select w.*, coalesce(c.sent, 0) as sent, coalesce(c.above, 0) as above,
+               coalesce(c.pending, 0) - coalesce(c.above, 0) as below
+        from w left join counted c using (customer_id, channel, idx)""",
+        priority, *rule_args)
+    await conn.execute("create index on plan_w (customer_id)")
     await conn.execute(f"""
         update {candidates} m set step = $1, reason = f.reason
         from (select distinct on (customer_id, channel) customer_id, channel,
@@ -227,8 +254,8 @@ async def displace(conn: Connection, rules: list[CapRule], *, chosen: str,
                 from plan_w w
                 join {chosen} o on o.customer_id = w.customer_id and o.channel = w.channel
                 join plan_x x on {COUNTED_BY}
-                where w.idx = $1 and w.customer_id in (select customer_id from plan_x
-                                                       where pending))
+                -- only periods the new message may push over the cap
+                where w.idx = $1 and w.below > 0 and w.sent + w.above + w.below + 1 > w.max)
             , gone as (delete from plan_x x using ranked r
                        where x.id = r.id and r.pending and r.pos > r.max
                        returning x.id, x.customer_id, x.source_type, x.source_id)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, time, timedelta
 from core.campaigns.funnel import funnel
 from core.holdout import service as holdout
 from core.holdout.schemas import HoldoutCreate
+from core.messaging.ids import message_id
 from core.messaging.statuses import suppress
 from core.segments.membership import refresh_segment
 from tests.campaigns.factories import (
@@ -100,6 +101,10 @@ async def test_filters_in_order_with_reasons(db, make_tenant):
     assert len(sent) == 6 and {m["customer_id"] for m in sent} == {
         c for c, d in decided.items() if d["step"] == "planned"}
     assert all(m["status"] == "planned" and m["priority"] == 50 for m in sent)
+    # ids computed in SQL are the outbox's deterministic ids
+    assert all(m["id"] == message_id(shop.ctx.tenant_id, "campaign", campaign.id, m["step"],
+                                     m["customer_id"], "") for m in sent)
+    assert {m["template_id"] for m in sent} == {shop.templates["email"], shop.templates["sms"]}
     assert all(m["scheduled_at"] == datetime(2030, 3, 4, 9, tzinfo=UTC) for m in sent)
 
 
@@ -171,8 +176,10 @@ async def test_holdout_control_group_and_variants(db, make_tenant):
     f = await funnel(db, shop.ctx, c.id)
     assert f.variants.keys() == {"A", "B"} and sum(f.variants.values()) == f.planned
     assert min(f.variants.values()) > f.planned * 0.3
-    steps = {m["customer_id"]: m["step"] for m in await messages(shop, source_id=c.id)}
-    assert all(steps[x] == r["variant"] for x, r in d.items() if r["step"] == "planned")
+    sent = {m["customer_id"]: m for m in await messages(shop, source_id=c.id)}
+    assert all(sent[x]["step"] == r["variant"] for x, r in d.items() if r["step"] == "planned")
+    assert all(m["id"] == message_id(shop.ctx.tenant_id, "campaign", c.id, m["step"],
+                                     m["customer_id"], "") for m in sent.values())
 
     # the same customers land in the same groups on a second campaign; a service message
     # is not marketing: the holdout does not apply
