@@ -5,6 +5,7 @@ the segment compiler for real). Deterministic: the same seed gives the same peop
 from __future__ import annotations
 
 import random
+import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +36,10 @@ LINES = ["T1", "T2", "T3", "B12", "B34", "M1", "M2"]
 PHONE_PREFIX = {"FR": "+3361234", "MA": "+21266123", "US": "+1512555"}
 
 
+def _ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
 async def load_customers(db: Database, ctx: TenantContext, *, customers: int = 300,
                          seed: int = 7) -> int:
     rng = random.Random(f"{ctx.tenant_id}:{seed}")
@@ -43,7 +48,7 @@ async def load_customers(db: Database, ctx: TenantContext, *, customers: int = 3
     people = []
     for i in range(customers):
         first, last = rng.choice(FIRST_NAMES[country]), rng.choice(LAST_NAMES[country])
-        email = f"{first}.{last}.{i}@demo-{ctx.tenant_id}.net".lower().replace(" ", "")
+        email = _ascii(f"{first}.{last}.{i}@demo-{ctx.tenant_id}.net".lower().replace(" ", ""))
         phone = f"{PHONE_PREFIX[country]}{i:04d}"
         people.append(IdentifyIn(
             identifiers=Identifiers(email=email, phone=phone),
