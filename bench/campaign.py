@@ -17,8 +17,10 @@
     .venv/bin/python -m bench.campaign [--customers 1000000] [--history 2000000]
                                        [--audience 500000]
 
-Uses RELAIS_TEST_DATABASE_URL / RELAIS_TEST_REDIS_URL when set, else embedded servers, like
-the test suite. Generating the data takes a few minutes.
+Uses RELAIS_TEST_DATABASE_URL / RELAIS_TEST_REDIS_URL when set (a shared server, left as it
+is), else embedded servers of its own under .relais/bench (WAL settings for a write-heavy
+run, printed). Generating the data takes a few minutes; `--keep` then `--database NAME`
+replans on the same data.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from urllib.parse import urlsplit
 import asyncpg
 import msgspec
 
+from bench.oauth import ROOT
+from core import embedded
 from core.bootstrap import dsn_for
 from core.campaigns import planner, service
 from core.campaigns.funnel import funnel
@@ -53,7 +57,13 @@ from tenants import service as tenants
 from tenants.context import HqContext
 from tenants.schemas import TenantCreate
 from tests.campaigns.factories import templates
-from tests.services import create_database, destroy_database, settings_for, start_services
+from tests.services import (
+    TestServices,
+    create_database,
+    destroy_database,
+    settings_for,
+    start_services,
+)
 
 TENANT = "bench-camp"
 CHUNK = 200_000
@@ -155,6 +165,7 @@ async def generate(superuser_dsn: str, ids: list[uuid.UUID], history: int, audie
                       "segment_memberships"):
             await conn.execute(f"vacuum analyze {table}")
         print(f"vacuum analyze in {time.perf_counter() - started:.0f} s")
+        await conn.execute("checkpoint")  # the plan must not pay for the generator's writes
     finally:
         await conn.close()
 
@@ -202,9 +213,47 @@ async def _reuse(db: Database, ctx) -> str:
         return await conn.fetchval("select id from segments limit 1")
 
 
+_handles: list[object] = []
+_PG_DIR = ROOT / ".relais" / "bench" / "campaign-pg"
+# A write-heavy run (half a million messages, their events and decisions): checkpoints
+# every 1 GB of WAL (the default) would make most index pages be written twice, once as a
+# full-page image. Applied to the bench's own embedded server only.
+WAL_SETTINGS = {"max_wal_size": "8GB", "checkpoint_timeout": "30min"}
+
+
+def _services() -> TestServices:
+    """RELAIS_TEST_* servers when set, else an embedded server of the bench's own (a test
+    run on the same machine must not share the database server being measured)."""
+    if os.environ.get("RELAIS_TEST_DATABASE_URL"):
+        return start_services()
+    pg = embedded.start_postgres(_PG_DIR)
+    redis = embedded.start_redis(ROOT / ".relais" / "bench" / "redis")
+    _handles.extend([pg, redis])
+    return TestServices(admin_dsn=embedded.superuser_dsn(pg), redis_url=redis.url,
+                        database=f"relais_bench_{uuid.uuid4().hex[:8]}")
+
+
+async def _server_settings(admin_dsn: str, tune: bool) -> str:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if tune:
+            for name, value in WAL_SETTINGS.items():
+                await conn.execute(f"alter system set {name} = '{value}'")
+            await conn.execute("select pg_reload_conf()")
+        rows = await conn.fetch(
+            "select name, setting, unit from pg_settings where name = any($1::text[])",
+            ["shared_buffers", "max_wal_size", "checkpoint_timeout", "work_mem"])
+        return ", ".join(f"{r['name']}={r['setting']}{r['unit'] or ''}" for r in rows)
+    finally:
+        await conn.close()
+
+
 async def run(customers: int, history: int, audience: int, *, workers: int,
               keep: bool, database: str | None = None) -> float:
-    started = start_services()
+    started = _services()
+    own_server = not os.environ.get("RELAIS_TEST_DATABASE_URL")
+    print(f"server: {await _server_settings(started.admin_dsn, tune=own_server)}"
+          f"{'' if own_server else ' (shared server: left as it is)'}")
     if database:
         started = msgspec.structs.replace(started, database=database)
     services = await create_database(started)
