@@ -74,8 +74,16 @@ async def funnel(db: Database, ctx: TenantContext, campaign_id: str) -> Funnel:
     return build_funnel(campaign.id, data, simulated=False, audience=audience)
 
 
+def channel_reasons(channels: dict[str, str | None], used: str | None) -> dict[str, str]:
+    """Why each other channel was not used. Stored null: it passed every filter too, but
+    one communication per customer per campaign."""
+    return {ch: reason or f"dedupe:sent_on_{used}" for ch, reason in channels.items()}
+
+
 def _recipient(row: Any) -> Recipient:
-    return Recipient(**{k: v for k, v in dict(row).items() if v is not None})
+    values = {k: v for k, v in dict(row).items() if v is not None}
+    values["channels"] = channel_reasons(values.get("channels", {}), values.get("channel"))
+    return Recipient(**values)
 
 
 async def recipients(db: Database, ctx: TenantContext, campaign_id: str, *,

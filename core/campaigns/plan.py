@@ -195,23 +195,25 @@ def _conditions(spec: PlanSpec) -> list[tuple[str, int, str]]:
 
 
 async def load_candidates(conn: Connection, spec: PlanSpec, ids: list[UUID]) -> None:
-    conditions = _conditions(spec)
-    step = " ".join(f"when {cond} then {n}" for cond, n, _ in conditions)
-    reason = " ".join(f"when {cond} then {r}" for cond, _, r in conditions)
+    # One CASE per candidate gives "<step> <reason>" (steps 1-6 are one digit): each
+    # condition is evaluated once.
+    verdict = " ".join(f"when {cond} then '{n} ' || {r}" for cond, n, r in _conditions(spec))
     address = " ".join(f"when '{ch}' then {sql}" for ch, sql in ADDRESS_SQL.items())
     await conn.execute(f"""
         create temp table plan_m on commit drop as
+        with k as materialized (
+            select customer_id, channel, status from consents
+            where customer_id = any($3::uuid[]) and purpose = $2)
         select c.customer_id, ch.channel,
                coalesce(array_position(c.preferred, ch.channel), 100 + ch.ord::int) as rank,
                c.q_at as send_at, c.tz, c.variant,
-               (case {step} end)::smallint as step, case {reason} end as reason
+               left(v.verdict, 1)::smallint as step, substr(v.verdict, 3) as reason
         from plan_c c
         cross join unnest($1::text[]) with ordinality as ch(channel, ord)
         cross join lateral (select case ch.channel {address} end as address) a
-        left join (select customer_id, channel, status from consents
-                   where customer_id = any($3::uuid[]) and purpose = $2) k
-               on k.customer_id = c.customer_id and k.channel = ch.channel""",
-        list(spec.channels), spec.purpose, ids)
+        left join k on k.customer_id = c.customer_id and k.channel = ch.channel
+        cross join lateral (select case {verdict} end as verdict) v
+        """, list(spec.channels), spec.purpose, ids)
     await conn.execute("alter table plan_m add primary key (customer_id, channel)")
     await conn.execute("analyze plan_m")
 
@@ -232,10 +234,16 @@ async def choose(conn: Connection, spec: PlanSpec, tenant_id: str) -> None:
     `plan_chosen` (the messages to enqueue, with their deterministic ids: the SQL twin of
     `core.messaging.ids.message_id` over tenant, source, step = variant, customer,
     occurrence)."""
-    await conn.execute("""
+    # One pass: the outcome is the best candidate (passing, else the furthest step, then
+    # the best rank); `channels` keeps every channel's reason (null: it passed too).
+    best = "order by coalesce(step, 99) desc, rank"
+    await conn.execute(f"""
         create temp table plan_o on commit drop as
-        select distinct on (customer_id) customer_id, channel, step, reason, send_at, variant
-        from plan_m order by customer_id, coalesce(step, 99) desc, rank""")
+        select customer_id, (array_agg(channel {best}))[1] as channel,
+               (array_agg(step {best}))[1] as step, (array_agg(reason {best}))[1] as reason,
+               min(send_at) as send_at, min(variant) as variant,
+               jsonb_object_agg(channel, reason) as channels
+        from plan_m group by customer_id""")
     await conn.execute("""
         create temp table plan_chosen on commit drop as
         with o as (select o.*, coalesce(($3::text[])[o.variant::int + 1], '') as variant_name
@@ -256,14 +264,7 @@ async def record_recipients(conn: Connection, spec: PlanSpec) -> tuple[int, int]
     """One row per customer of the batch; returns (planned, excluded)."""
     names = spec.variant_names
     row = await conn.fetchrow("""
-        with per_channel as (
-            select m.customer_id,
-                   jsonb_object_agg(m.channel, coalesce(m.reason, 'dedupe:sent_on_'
-                       || o.channel)) filter (where m.channel is distinct from o.channel
-                                               or o.step is not null) as channels
-            from plan_m m join plan_o o using (customer_id)
-            group by m.customer_id),
-        stored as (
+        with stored as (
             insert into campaign_recipients (tenant_id, campaign_id, customer_id, step,
                 reason, channel, variant, scheduled_at, delayed_from, message_id, channels)
             select current_setting('relais.tenant_id'), $1, o.customer_id,
@@ -272,10 +273,10 @@ async def record_recipients(conn: Connection, spec: PlanSpec) -> tuple[int, int]
                    case when o.step is null then ($3::text[])[o.variant::int + 1] end,
                    case when o.step is null then o.send_at end,
                    case when o.step is null and c.moved then c.base_at end,
-                   ch.message_id, coalesce(p.channels, '{}')
+                   ch.message_id,
+                   case when o.step is null then o.channels - o.channel else o.channels end
             from plan_o o join plan_c c using (customer_id)
             left join plan_chosen ch using (customer_id)
-            left join per_channel p using (customer_id)
             returning step)
         select count(*) filter (where step = 'planned') as planned,
                count(*) filter (where step <> 'planned') as excluded

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from core.campaigns import planner, service
+from core.campaigns.funnel import channel_reasons
 from core.campaigns.schemas import Campaign, CampaignCreate
 from core.db import Database
 from core.segments import definition as d
@@ -126,7 +127,9 @@ async def recipients(shop: Shop, campaign_id: str) -> dict[uuid.UUID, dict[str, 
         rows = await conn.fetch(
             "select * from campaign_recipients where campaign_id = $1",
             uuid.UUID(campaign_id))
-    return {r["customer_id"]: dict(r) for r in rows}
+    return {r["customer_id"]: dict(r) | {"channels": channel_reasons(r["channels"],
+                                                                    r["channel"])}
+            for r in rows}
 
 
 async def messages(shop: Shop, **where: Any) -> list[dict[str, Any]]:
