@@ -112,17 +112,21 @@ async def load_customers(conn: Connection, spec: PlanSpec, ids: list[UUID]) -> N
                    relais_bucket($4, u.id::text) < $3 as control, {variant} as variant,
                    coalesce(relais_bucket($9::text, u.id::text) < $10::int, false) as hold
             from unnest($1::uuid[]) as u(id)
-            -- `= any($1)` on the big tables: index probes for this batch's customers,
-            -- not a scan of every profile of the tenant
-            left join (select * from customers where id = any($1::uuid[])) s on s.id = u.id
-            left join (select * from preferences where customer_id = any($1::uuid[])) p
+            -- A batch is a range of customer ids (see core.campaigns.audience): read that
+            -- range of the big tables through their primary keys, not every profile
+            left join (select * from customers
+                       where id between $11::uuid and $12::uuid and id = any($1::uuid[])) s
+                   on s.id = u.id
+            left join (select * from preferences
+                       where customer_id between $11::uuid and $12::uuid
+                         and customer_id = any($1::uuid[])) p
                    on p.customer_id = u.id)
         select c.*, {base_at} as base_at, {base_at} as q_at, false as moved,
                null::text as quiet_reason, false as email_suppressed,
                false as phone_suppressed
         from c""",
         ids, spec.tenant_tz, spec.control_buckets, spec.salt, spec.local_date,
-        spec.local_time, spec.send_at, spec.started_at, h[0], h[1])
+        spec.local_time, spec.send_at, spec.started_at, h[0], h[1], min(ids), max(ids))
     await conn.execute("alter table plan_c add primary key (customer_id)")
     await conn.execute("analyze plan_c")  # temp tables have no statistics until analysed
     if spec.pads is not None:
@@ -203,7 +207,8 @@ async def load_candidates(conn: Connection, spec: PlanSpec, ids: list[UUID]) -> 
         create temp table plan_m on commit drop as
         with k as materialized (
             select customer_id, channel, status from consents
-            where customer_id = any($3::uuid[]) and purpose = $2)
+            where customer_id between $4::uuid and $5::uuid
+              and customer_id = any($3::uuid[]) and purpose = $2)
         select c.customer_id, ch.channel,
                coalesce(array_position(c.preferred, ch.channel), 100 + ch.ord::int) as rank,
                c.q_at as send_at, c.tz, c.variant,
@@ -213,7 +218,7 @@ async def load_candidates(conn: Connection, spec: PlanSpec, ids: list[UUID]) -> 
         cross join lateral (select case ch.channel {address} end as address) a
         left join k on k.customer_id = c.customer_id and k.channel = ch.channel
         cross join lateral (select case {verdict} end as verdict) v
-        """, list(spec.channels), spec.purpose, ids)
+        """, list(spec.channels), spec.purpose, ids, min(ids), max(ids))
     await conn.execute("alter table plan_m add primary key (customer_id, channel)")
     await conn.execute("analyze plan_m")
 

@@ -1,8 +1,9 @@
 """Planning a campaign: start (audience snapshot), decide batches, finish; and simulate.
 
-Each batch is one transaction: filters, caps under the tenant's pressure lock, planned
-messages through `core.messaging.service.insert_planned`, displacement, one recipients row
-per customer, the batch marked done. A crash rolls the batch back whole, and the next run
+Each batch is one transaction: filters, caps under the pressure locks of the batch's
+customers, planned messages written set-based into the outbox with their deterministic ids
+(`core.campaigns.outbox.enqueue_chosen`), displacement, one recipients row per customer,
+the batch marked done. A crash rolls the batch back whole, and the next run
 decides it again from the same snapshot (message ids are deterministic besides), so a
 resumed plan never duplicates anything.
 """
