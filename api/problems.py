@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from core.errors import RateLimited, RelaisError
 
@@ -91,7 +91,7 @@ def http_error(request: Request, exc: HTTPException) -> Response:
         log.error("server error", exc_info=exc)
         return problem(request, 500, "internal", "Internal error", "unexpected error")
     detail = exc.detail or _TITLES.get(status, "error")
-    if status == 400 and ("JSON" in detail or "decode" in detail.lower()):
+    if status == 400 and isinstance(exc.__cause__, SerializationException):
         return problem(request, 400, "malformed-body", "Malformed body",
                        f"request body is not valid JSON: {detail}", headers, field="body")
     return problem(request, status, _SLUGS.get(status, "http-error"),
