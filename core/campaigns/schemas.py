@@ -162,8 +162,6 @@ class Recipient(msgspec.Struct, omit_defaults=True):
 
 # -- HQ packages ----------------------------------------------------------------------------
 
-ADAPTABLE = ("name", "segment_id", "templates", "schedule", "variants", "channels",
-             "priority", "control_percent", "quiet_hours", "tags", "data")
 Lockable = Literal["segment_id", "templates", "schedule", "variants", "channels", "priority",
                    "control_percent", "quiet_hours", "tags", "data"]
 
