@@ -88,9 +88,7 @@ async def complete_finished(conn: Connection, ctx: TenantContext, now: datetime)
     rows = await conn.fetch(
         """update campaigns c set status = 'completed', completed_at = $1, updated_at = $1
            where c.status = 'running' and c.planned_at is not null
-             and coalesce((select max(scheduled_at) from campaign_recipients r
-                           where r.campaign_id = c.id and r.step = 'planned'), c.planned_at)
-                 <= $1
+             and coalesce(c.last_send_at, c.planned_at) <= $1
            returning c.id::text""", now)
     for row in rows:
         await record(conn, ctx, "campaign.completed", "campaign", row["id"])

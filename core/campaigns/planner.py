@@ -183,8 +183,10 @@ async def start(db: Database, ctx: TenantContext, campaign_id: str, *,
 
 async def _finish(conn: Connection, ctx: TenantContext, cid: uuid.UUID) -> bool:
     row = await conn.fetchrow(
-        """update campaigns c set planned_at = now(), updated_at = now(),
-               planned = b.planned, excluded = b.excluded
+        """update campaigns c set planned_at = now(), updated_at = now(), plan_error = null,
+               planned = b.planned, excluded = b.excluded,
+               last_send_at = (select max(scheduled_at) from campaign_recipients
+                               where campaign_id = $1 and step = 'planned')
            from (select coalesce(sum(planned), 0)::int as planned,
                         coalesce(sum(excluded), 0)::int as excluded
                  from campaign_batches where campaign_id = $1) b

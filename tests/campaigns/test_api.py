@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from core.campaigns import lifecycle
 from core.jobs.worker import build_worker
 from core.segments import definition as d
-from core.segments.hq import create_global
+from core.segments.hq import archive_global, create_global
 from core.segments.schemas import SegmentCreate
 from tenants.context import HqContext
 from tests.campaigns.factories import add_customers, campaign_body, make_shop, messages
@@ -177,6 +177,13 @@ async def test_hq_package_adopted_and_adapted(client, db, make_tenant, make_key,
     key = await make_key(shop.ctx.tenant_id)
     gseg = await create_global(db, HQ, SegmentCreate(name="pkg everyone " + shop.ctx.tenant_id,
                                                      definition=d.Everyone()))
+    try:
+        await _package_flow(client, shop, key, hq_key, gseg)
+    finally:  # global segments are seen by every tenant of the session
+        await archive_global(db, HQ, gseg.id)
+
+
+async def _package_flow(client, shop, key, hq_key, gseg) -> None:
     package = {"id": f"pkg-{shop.ctx.tenant_id}", "description": "summer offer",
                "locked": ["channels", "priority"],
                "campaign": _body(shop, segment_id=gseg.id, name="Summer offer",
