@@ -10,7 +10,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
-from core.errors import RateLimited, RelaisError
+from core.errors import MalformedBody, RateLimited, RelaisError
 
 PROBLEM_TYPE_BASE = "https://relais.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -92,8 +92,8 @@ def http_error(request: Request, exc: HTTPException) -> Response:
         return problem(request, 500, "internal", "Internal error", "unexpected error")
     detail = exc.detail or _TITLES.get(status, "error")
     if status == 400 and isinstance(exc.__cause__, SerializationException):
-        return problem(request, 400, "malformed-body", "Malformed body",
-                       f"request body is not valid JSON: {detail}", headers, field="body")
+        return relais_error(request, MalformedBody(
+            f"request body is not valid JSON: {detail}", field="body"))
     return problem(request, status, _SLUGS.get(status, "http-error"),
                    _TITLES.get(status, "Error"), detail, headers)
 

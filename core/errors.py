@@ -34,6 +34,14 @@ class InvalidInput(RelaisError):
     type_slug = "invalid-input"
 
 
+class MalformedBody(RelaisError):
+    """The body is not parseable at all (broken JSON): nothing in it can be named."""
+
+    status = 400
+    title = "Malformed body"
+    type_slug = "malformed-body"
+
+
 class Unauthenticated(RelaisError):
     status = 401
     title = "Unauthenticated"

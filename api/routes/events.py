@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.exceptions import HTTPException
 from litestar.openapi.spec import (
     OpenAPIMediaType,
     OpenAPIType,
@@ -18,7 +17,7 @@ from litestar.openapi.spec import (
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.deps import Ctx, CursorParam, Db, LimitParam
-from core.errors import InvalidInput, PayloadTooLarge
+from core.errors import InvalidInput, MalformedBody, PayloadTooLarge
 from core.events import imports, service
 from core.events.prepare import decode_batch, error_location
 from core.events.schemas import (
@@ -73,7 +72,7 @@ async def _batch_items(request: Request, item_type: type) -> list[Any]:
         message, field = error_location(err)
         raise InvalidInput(message, field=field or "body") from None
     except msgspec.DecodeError as err:
-        raise HTTPException(status_code=400, detail=f"JSON decode error: {err}") from None
+        raise MalformedBody(f"request body is not valid JSON: {err}", field="body") from None
     _check_batch(len(items))
     return items
 
