@@ -19,12 +19,12 @@ from redis.asyncio import Redis
 
 from core.audit.service import record
 from core.campaigns import rules
-from core.campaigns.outbox import skip_source
 from core.campaigns.schemas import Campaign, Schedule
 from core.campaigns.service import CANCELLABLE, check_definition, fetch, set_status
 from core.db import Connection, Database
 from core.errors import Conflict
 from core.jobs.context import enqueue
+from core.messaging.bulk import skip_source
 from core.settings import Settings
 from tenants.context import TenantContext
 

@@ -2,7 +2,7 @@
 
 Each batch is one transaction: filters, caps under the pressure locks of the batch's
 customers, planned messages written set-based into the outbox with their deterministic ids
-(`core.campaigns.outbox.enqueue_chosen`), displacement, one recipients row per customer,
+(`core.messaging.bulk.enqueue_chosen`), displacement, one recipients row per customer,
 the batch marked done. A crash rolls the batch back whole, and the next run
 decides it again from the same snapshot (message ids are deterministic besides), so a
 resumed plan never duplicates anything.
@@ -18,12 +18,12 @@ from core.audit.service import record
 from core.campaigns import plan, rules
 from core.campaigns.audience import BATCH_SIZE, MEMBERS_SQL, ensure_fresh, snapshot
 from core.campaigns.funnel import build_funnel
-from core.campaigns.outbox import enqueue_chosen, skip_planned
 from core.campaigns.schemas import Campaign, Funnel
 from core.campaigns.service import fetch, parse_id
 from core.db import Connection, Database
 from core.errors import Conflict
 from core.holdout.service import active_group_in, buckets_for
+from core.messaging.bulk import enqueue_chosen, skip_planned
 from core.messaging.statuses import hash_key
 from core.pressure import service as pressure
 from core.pressure.windows import minutes_to_time

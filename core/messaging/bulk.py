@@ -1,8 +1,8 @@
-"""Planning's writes to the outbox: enqueueing a batch's messages set-based, and skipping
-planned messages (displaced by arbitration, or their campaign cancelled).
+"""Bulk writes to the outbox for planners (campaigns, later journeys): enqueueing a batch's
+messages set-based, and skipping planned messages (displaced by arbitration, or their
+campaign cancelled).
 
-Kept apart and small on purpose: these belong with `core.messaging.service` (the owner of
-the `messages` table) and should move there. `enqueue_chosen` is the set-based twin of
+`enqueue_chosen` is the set-based twin of
 `insert_planned` — same columns, same deterministic ids (computed in SQL, see
 `core.campaigns.plan.choose`; a test holds them to `core.messaging.ids.message_id`), same
 `on conflict do nothing` and initial `planned` event — for rows already in a temporary
