@@ -59,11 +59,15 @@ async def sql_phase(services, db: Database, tenant_id: str, ids: list[uuid.UUID]
     admin = await asyncpg.connect(dsn_for(services.admin_dsn, user=superuser,
                                           database=services.database))
     await _init_connection(admin)  # same jsonb decoding as the app's pool: a fair baseline
+    for i in range(2000):  # warm both connections' caches and plans before timing
+        await admin.fetchrow(BASELINE_SQL, tenant_id, picks[i % n])
     print("SQL, one connection, sequential:")
     base = await _timed("baseline: explicit WHERE tenant_id, RLS off (superuser)", n,
                         lambda i: admin.fetchrow(BASELINE_SQL, tenant_id, picks[i]))
     async with db.pool.acquire() as conn, conn.transaction():
         await conn.execute("select set_config('relais.tenant_id', $1, true)", tenant_id)
+        for i in range(2000):
+            await conn.fetchrow(PROFILE_SQL, picks[i % n])
         rls = await _timed("RLS on: runtime role, tenant set for the transaction", n,
                            lambda i: conn.fetchrow(PROFILE_SQL, picks[i]))
 
