@@ -1,7 +1,7 @@
 """Every controller of the API, in one list the app factory mounts."""
 
 from api.routes.audit import HqAuditController, TenantAuditController
-from api.routes.campaigns import (  # campaigns (#7)
+from api.routes.campaigns import (
     HqCampaignPackageController,
     TenantCampaignController,
     TenantCampaignPackageController,
@@ -15,7 +15,7 @@ from api.routes.consents import ConsentController
 from api.routes.customers import CustomerController
 from api.routes.events import IngestController
 from api.routes.health import health_routes
-from api.routes.holdout import TenantHoldoutController  # holdout (#7)
+from api.routes.holdout import TenantHoldoutController
 from api.routes.keys import HqKeyController, TenantKeyController
 from api.routes.lifecycle import (
     HqCanvasController,
@@ -23,7 +23,7 @@ from api.routes.lifecycle import (
     TenantCanvasController,
     TenantStageController,
 )
-from api.routes.messages import (  # messaging (#6)
+from api.routes.messages import (
     HqMessagingPolicyController,
     TenantCallbackController,
     TenantMessageController,
@@ -33,39 +33,46 @@ from api.routes.model import HqModelController, TenantModelController
 from api.routes.oauth import HqOAuthClientController, TenantOAuthController, oauth_routes
 from api.routes.overlays import TenantOverlayVersionsController
 from api.routes.plugins import HqPluginController, TenantPluginController
-from api.routes.pressure import (  # pressure (#7)
+from api.routes.pressure import (
     HqPressurePolicyController,
     TenantPressureController,
     TenantPressurePolicyController,
 )
 from api.routes.segments import HqSegmentController, TenantSegmentController
-from api.routes.templates import (  # templates (#6)
+from api.routes.templates import (
     HqPartialController,
     HqTemplateController,
     TemplateSettingsController,
     TenantTemplateController,
 )
 from api.routes.tenants import HqTenantController, TenantSelfController
-from api.routes.tracking import tracking_routes  # public tracking links, outside /v1 (#6)
+from api.routes.tracking import tracking_routes
 
 ROUTE_HANDLERS = [
+    # platform
     *health_routes,
-    HqTenantController,
-    TenantSelfController,
-    HqKeyController,
+    HqTenantController, TenantSelfController,
+    HqKeyController, TenantKeyController,
+    HqAuditController, TenantAuditController,
+    # OAuth2 for partner tools
     HqOAuthClientController, TenantOAuthController, *oauth_routes,
-    TenantKeyController,
-    HqAuditController,
-    TenantAuditController,
+    # customer data
     HqModelController, TenantModelController, IngestController, CustomerController,
     ConsentController,
-    HqTemplateController, HqPartialController, TenantTemplateController,  # templates (#6)
-    TemplateSettingsController,
-    TenantMessageController, TenantCallbackController, HqMessagingPolicyController,  # (#6)
-    TenantMessagingPolicyController, *tracking_routes,  # messaging (#6)
-    HqPluginController, TenantPluginController,
-    *connector_routes,
+    # plugins, connectors, collection plan
+    HqPluginController, TenantPluginController, *connector_routes,
     TenantCollectionPlanController, HqCollectionPlanController,
-    HqSegmentController, TenantSegmentController, HqCanvasController, TenantCanvasController, HqStageController, TenantStageController, TenantOverlayVersionsController,  # noqa: E501  segments & lifecycle (#5)
-    TenantCampaignController, TenantCampaignPackageController, HqCampaignPackageController, HqPressurePolicyController, TenantPressurePolicyController, TenantPressureController, TenantHoldoutController,  # noqa: E501  campaigns, pressure, holdout (#7)
+    # segments, lifecycle canvas, overlays
+    HqSegmentController, TenantSegmentController,
+    HqCanvasController, TenantCanvasController, HqStageController, TenantStageController,
+    TenantOverlayVersionsController,
+    # templates, messages, tracking
+    HqTemplateController, HqPartialController, TenantTemplateController,
+    TemplateSettingsController,
+    TenantMessageController, TenantCallbackController,
+    HqMessagingPolicyController, TenantMessagingPolicyController, *tracking_routes,
+    # campaigns, pressure, holdout
+    TenantCampaignController, TenantCampaignPackageController, HqCampaignPackageController,
+    HqPressurePolicyController, TenantPressurePolicyController, TenantPressureController,
+    TenantHoldoutController,
 ]

@@ -19,26 +19,34 @@ from core.lifecycle.jobs import (
     schedule_lifecycle_incremental,
     schedule_lifecycle_nightly,
 )
-from core.messaging.jobs import dispatch_messages, schedule_dispatch  # messaging (#6)
+from core.messaging.jobs import dispatch_messages, schedule_dispatch
 from core.oauth.jobs import purge_oauth_credentials, schedule_oauth_purge
 from core.segments.jobs import refresh_segment_job, schedule_segment_refreshes
 from core.settings import Settings
 from plugins.manager import load_plugins
 
-FUNCTIONS: list[Any] = [purge_audit_log, schedule_audit_retention]
-FUNCTIONS += [run_import, repoint_merged_events, sweep_customer_data]  # customer data (#3)
-CRON_JOBS = [cron(schedule_audit_retention, hour={3}, minute={15}, unique=True)]
-FUNCTIONS += [run_connector, schedule_connector_syncs]  # connectors (#4)
-CRON_JOBS.append(cron(schedule_connector_syncs, unique=True))  # pull syncs, every minute (#4)
-FUNCTIONS += [purge_oauth_credentials, schedule_oauth_purge]  # OAuth (#8)
-CRON_JOBS.append(cron(schedule_oauth_purge, hour={3}, minute={45}, unique=True))  # (#8)
-CRON_JOBS.append(cron(sweep_customer_data, minute=set(range(0, 60, 5)), unique=True))  # (#3)
-FUNCTIONS += [dispatch_messages, schedule_dispatch]  # messaging (#6)
-CRON_JOBS.append(cron(schedule_dispatch, unique=True))  # due messages, every minute (#6)
-FUNCTIONS += [refresh_segment_job, schedule_segment_refreshes, evaluate_lifecycle, schedule_lifecycle_nightly, schedule_lifecycle_incremental]  # noqa: E501  segments & lifecycle (#5)
-CRON_JOBS += [cron(schedule_segment_refreshes, minute=set(range(0, 60, 5)), unique=True), cron(schedule_lifecycle_nightly, hour={2}, minute={30}, unique=True), cron(schedule_lifecycle_incremental, minute=set(range(2, 60, 10)), unique=True)]  # noqa: E501  (#5)
-FUNCTIONS += [plan_campaign, plan_campaign_batch, campaigns_tick]  # campaigns (#7)
-CRON_JOBS.append(cron(campaigns_tick, unique=True))  # campaigns: start, resume, complete (#7)
+FUNCTIONS: list[Any] = [
+    purge_audit_log, schedule_audit_retention,
+    purge_oauth_credentials, schedule_oauth_purge,
+    run_import, repoint_merged_events, sweep_customer_data,
+    run_connector, schedule_connector_syncs,
+    refresh_segment_job, schedule_segment_refreshes,
+    evaluate_lifecycle, schedule_lifecycle_nightly, schedule_lifecycle_incremental,
+    dispatch_messages, schedule_dispatch,
+    plan_campaign, plan_campaign_batch, campaigns_tick,
+]
+_EVERY_5_MINUTES = set(range(0, 60, 5))
+CRON_JOBS = [
+    cron(schedule_audit_retention, hour={3}, minute={15}, unique=True),
+    cron(schedule_oauth_purge, hour={3}, minute={45}, unique=True),
+    cron(sweep_customer_data, minute=_EVERY_5_MINUTES, unique=True),  # stalled imports/merges
+    cron(schedule_connector_syncs, unique=True),  # pull connectors, every minute
+    cron(schedule_segment_refreshes, minute=_EVERY_5_MINUTES, unique=True),
+    cron(schedule_lifecycle_nightly, hour={2}, minute={30}, unique=True),
+    cron(schedule_lifecycle_incremental, minute=set(range(2, 60, 10)), unique=True),
+    cron(schedule_dispatch, unique=True),  # due messages, every minute
+    cron(campaigns_tick, unique=True),  # campaigns: start, resume, complete
+]
 
 
 def build_worker(settings: Settings, *, burst: bool = False, **overrides: Any) -> Worker:
