@@ -11,6 +11,7 @@ conflicts, which also holds for concurrent replays (the second waits for the fir
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,13 +32,22 @@ from core.events.schemas import (
 )
 from core.identity.arrays import array_literal
 from core.identity.merge import resolve_one
-from core.identity.resolve import Record, lock_exclusive, lock_shared, resolve_fast
-from core.model.service import DataConfig, load_data_config
+from core.identity.resolve import (
+    Record,
+    lock_exclusive,
+    lock_shared_and_load,
+    resolve_fast,
+)
+from core.model.service import DataConfig
 from core.pagination import Page, check_limit, decode_cursor, page_of
 from tenants.context import TenantContext
 
 _encode = msgspec.json.Encoder().encode
-# Rows are sorted by message_id so concurrent batches take index locks in the same order.
+# Long loops over a batch yield to the event loop every so many items, so other batches in
+# flight (concurrent requests, a file import's next batch) get their statements sent.
+_YIELD_EVERY = 500
+# Rows arrive sorted by message_id (bytewise, as `collate "C"` compares; the sort then only
+# checks the order) so concurrent batches take index locks in the same order.
 _INSERT_EVENTS = """
     with stored as (
       insert into events (tenant_id, message_id, customer_id, type, occurred_at, properties,
@@ -46,8 +56,7 @@ _INSERT_EVENTS = """
       from rows from (unnest($3::text::text[]), unnest($4::text::uuid[]),
                       unnest($5::text::text[]), unnest($6::text::timestamptz[]),
                       jsonb_array_elements($7::text::jsonb)) as u(m, c, t, o, p)
-      {filter}
-      order by u.m
+      order by u.m collate "C"
       {conflict}
       returning message_id)
     select count(*), case when count(*) < $8 then array_agg(message_id) end from stored"""
@@ -63,10 +72,11 @@ async def ingest_events(db: Database, ctx: TenantContext, items: Sequence[EventI
     quarantine: list[tuple[int, EventIn, list]] = []
     seen_ids: set[str] = set()
     async with db.tenant_tx(ctx) as conn:
-        await lock_shared(conn, ctx)
-        config = await load_data_config(conn, ctx)
+        config = await lock_shared_and_load(conn, ctx)
         region = ctx.country
         for i, item in enumerate(items):
+            if i % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             if item.__class__ is ItemResult:
                 results[i] = item  # type: ignore[assignment]
                 continue
@@ -92,25 +102,48 @@ async def ingest_events(db: Database, ctx: TenantContext, items: Sequence[EventI
     return results  # type: ignore[return-value]
 
 
-async def identify(db: Database, ctx: TenantContext, items: Sequence[IdentifyIn | ItemResult],
-                   *, source: str) -> list[ItemResult]:
-    """Upsert profiles by identifiers and traits. With a `message_id`, a call is
-    idempotent (a replay is reported as duplicate) and shows in the timeline."""
-    now = datetime.now(UTC)
-    results: list[ItemResult | None] = [None] * len(items)
-    records: list[Record] = []
-    async with db.tenant_tx(ctx) as conn:
-        await lock_shared(conn, ctx)
-        config = await load_data_config(conn, ctx)
-        for i, item in enumerate(items):
+class PreparedIdentify:
+    """Identify items checked against a data config ahead of their transaction, so a
+    caller with several batches in flight (a file import) does this CPU work while
+    another batch's statements run. `identify` uses it if the config it reads in its
+    transaction is still the same, and prepares the items again otherwise (updating
+    `config` here, for the caller's next batches)."""
+
+    __slots__ = ("config", "items", "now", "records", "results")
+
+    def __init__(self, ctx: TenantContext, config: DataConfig,
+                 items: Sequence[IdentifyIn | ItemResult]) -> None:
+        self.items = items
+        self.prepare(ctx, config)
+
+    def prepare(self, ctx: TenantContext, config: DataConfig) -> None:
+        self.config, self.now = config, datetime.now(UTC)
+        self.results: list[ItemResult | None] = [None] * len(self.items)
+        self.records: list[Record] = []
+        for i, item in enumerate(self.items):
             if isinstance(item, ItemResult):
-                results[i] = item
+                self.results[i] = item
                 continue
-            prepared = prepare_identify(i, item, config, ctx.country, now)
+            prepared = prepare_identify(i, item, config, ctx.country, self.now)
             if isinstance(prepared, ItemResult):
-                results[i] = prepared
+                self.results[i] = prepared
             else:
-                records.append(prepared)
+                self.records.append(prepared)
+
+
+async def identify(db: Database, ctx: TenantContext, items: Sequence[IdentifyIn | ItemResult],
+                   *, source: str, prepared: PreparedIdentify | None = None
+                   ) -> list[ItemResult]:
+    """Upsert profiles by identifiers and traits. With a `message_id`, a call is
+    idempotent (a replay is reported as duplicate) and shows in the timeline.
+    `prepared`: the same items, already prepared (see `PreparedIdentify`)."""
+    async with db.tenant_tx(ctx) as conn:
+        config = await lock_shared_and_load(conn, ctx)
+        if prepared is None:
+            prepared = PreparedIdentify(ctx, config, items)
+        elif prepared.config != config:  # the data model changed meanwhile
+            prepared.prepare(ctx, config)
+        records, results = prepared.records, prepared.results
         await resolve_fast(conn, ctx, config, records, source)
         await _insert_events(conn, ctx, config, [r for r in records if not r.slow
                                                  and r.error is None], results, source)
@@ -142,7 +175,8 @@ async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfi
                          records: list[Record], results: list[ItemResult | None],
                          source: str) -> None:
     """Store the events of resolved records; every record gets its result."""
-    with_event = [r for r in records if r.message_id is not None]
+    with_event = sorted((r for r in records if r.message_id is not None),
+                        key=_by_message_id)
     properties = _encode([r.properties for r in with_event])
     if b"\\u0000" in properties:  # jsonb cannot store NUL: refuse those items alone
         bad = [r for r in with_event if b"\\u0000" in _encode(r.properties)]
@@ -161,16 +195,15 @@ async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfi
                 # One JSON document for all properties: no per-event encoding or escaping.
                 properties.decode(), len(with_event))
         try:
-            # Replays are filtered by an index probe and the rest is a plain INSERT, which
-            # costs PostgreSQL less than ON CONFLICT's speculative insertion. A concurrent
-            # replay slipping in between makes it fail as a whole: then ON CONFLICT decides.
+            # A plain INSERT first: replays are rare, and probing the unique index for each
+            # row (or ON CONFLICT's speculative insertion) costs PostgreSQL a third more
+            # than the insert itself. A batch holding a replay (or racing a concurrent one)
+            # fails as a whole at its first duplicate: then ON CONFLICT decides.
             async with conn.transaction():
-                row = await conn.fetchrow(_INSERT_EVENTS.format(
-                    filter="where (select 1 from events e where e.tenant_id = $1 "
-                           "and e.message_id = u.m) is null", conflict=""), *args)
+                row = await conn.fetchrow(_INSERT_EVENTS.format(conflict=""), *args)
         except asyncpg.UniqueViolationError:
             row = await conn.fetchrow(_INSERT_EVENTS.format(
-                filter="", conflict="on conflict (tenant_id, message_id) do nothing"), *args)
+                conflict="on conflict (tenant_id, message_id) do nothing"), *args)
         if row[0] < len(with_event):  # some were replays: name them
             stored = set(row[1] or ())
         if config.has_quarantine and row[0]:
@@ -194,6 +227,10 @@ async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfi
             results[r.index] = ItemResult(index=r.index, status="accepted",
                                           customer_id=r.resolved,
                                           reason="; ".join(r.notes) if r.notes else None)
+
+
+def _by_message_id(r: Record) -> str:
+    return r.message_id  # type: ignore[return-value]
 
 
 async def _different_replays(conn: Connection, ctx: TenantContext,

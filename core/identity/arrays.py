@@ -27,7 +27,7 @@ _encode = msgspec.json.Encoder().encode
 def array_literal(values: Sequence[Any]) -> str:
     """`values` (str, UUID, datetime, None) as a PostgreSQL array literal."""
     text = _encode(values).decode()
-    if not any(escape in text for escape in _CONTROL_ESCAPES):
+    if "\\" not in text or not any(escape in text for escape in _CONTROL_ESCAPES):
         return "{" + text[1:-1] + "}"
     return "{" + ",".join("NULL" if v is None else _quote(v) for v in values) + "}"
 

@@ -121,10 +121,27 @@ def _normalise_phone(value: str, default_region: str | None) -> str:
         raise InvalidIdentifier("phone", str(err)) from err
     if not phonenumbers.is_valid_number(number):
         raise InvalidIdentifier("phone", "not a valid number for its country")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if len(e164) > 16:  # "+" and at most 15 digits; the library accepts some longer ones
+        raise InvalidIdentifier("phone", "has more than the 15 digits E.164 allows")
+    return e164
 
 
 def _normalise_id(kind: str, value: str) -> str:
+    if value.isascii() and value.isprintable() and " " not in value:
+        # The common case decided without walking the characters: printable ASCII has no
+        # blanks to drop but the space, no format or control characters, and NFKC leaves
+        # it unchanged. A property test checks it agrees with the general path.
+        compact = value.upper() if kind in _HUMAN_TYPED_IDS else value
+        if not compact:
+            raise InvalidIdentifier(kind, "is empty")
+        if len(compact) > MAX_ID_LENGTH:
+            raise InvalidIdentifier(kind, f"is longer than {MAX_ID_LENGTH} characters")
+        return compact
+    return _normalise_id_general(kind, value)
+
+
+def _normalise_id_general(kind: str, value: str) -> str:
     compact = _without_blanks(value)
     if kind in _HUMAN_TYPED_IDS:
         # NFKC can turn a character into blank + combining mark, and removing the blank
@@ -230,20 +247,26 @@ def is_blocked(
     are matched against case-folded text, so write patterns in lower case).
     """
     folded, patterns = _prepared(block_list, kind)
-    extra_values = set()
-    extra_patterns = []
-    for entry in extra:
-        if isinstance(entry, str):
-            extra_values.add(entry.casefold())
-        else:
-            extra_patterns.append(entry)
-    if extra_values or extra_patterns:
-        folded = folded | extra_values
-        patterns = patterns + tuple(extra_patterns)
-    return any(
-        subject in folded or any(pattern.fullmatch(subject) for pattern in patterns)
-        for subject in (part.casefold() for part in _subjects(kind, normalised_value))
-    )
+    if extra:
+        extra_values = set()
+        extra_patterns = []
+        for entry in extra:
+            if isinstance(entry, str):
+                extra_values.add(entry.casefold())
+            else:
+                extra_patterns.append(entry)
+        if extra_values or extra_patterns:
+            folded = folded | extra_values
+            patterns = patterns + tuple(extra_patterns)
+    # Plain loops: this runs for every new identifier of an ingestion batch.
+    for part in _subjects(kind, normalised_value):
+        subject = part.casefold()
+        if subject in folded:
+            return True
+        for pattern in patterns:
+            if pattern.fullmatch(subject):
+                return True
+    return False
 
 
 # Block lists are long-lived (the default, or a tenant's for the life of a batch): fold and

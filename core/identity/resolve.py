@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from core.db import Connection
@@ -33,11 +35,13 @@ from core.identity.survivorship import (
     join_profile,
     split_profile,
 )
-from core.model.service import DataConfig
+from core.model.service import DataConfig, load_data_config
 from tenants.context import TenantContext
 
 LOCK_NAMESPACE = 3  # pg advisory lock class id for identity (first key of the pair)
 LAST_SEEN_RESOLUTION = timedelta(hours=1)
+# SQL types of PROFILE_COLUMNS, in order.
+_COLUMN_TYPES = ("text", "text", "text", "text", "text", "text", "date", "text")
 Key = tuple[str, str]
 
 DEMOTED_NOTE = ("an identifier was demoted: the profile already has the maximum number of "
@@ -51,7 +55,7 @@ class Record(msgspec.Struct, gc=False):
     of the cyclic garbage collector."""
 
     index: int
-    ids: list[Key]                      # normalised, not blocked, highest priority first
+    ids: Sequence[Key]                  # normalised, not blocked, highest priority first
     seen_at: datetime
     customer_id: uuid.UUID | None = None
     traits: dict[str, Any] | None = None  # identify only: validated field -> value
@@ -77,6 +81,12 @@ async def lock_shared(conn: Connection, ctx: TenantContext) -> None:
                        LOCK_NAMESPACE, ctx.tenant_id)
 
 
+async def lock_shared_and_load(conn: Connection, ctx: TenantContext) -> DataConfig:
+    """`lock_shared` and `load_data_config` in one round trip (every ingestion batch
+    starts with both)."""
+    return await load_data_config(conn, ctx, shared_lock=(LOCK_NAMESPACE, ctx.tenant_id))
+
+
 async def lock_exclusive(conn: Connection, ctx: TenantContext) -> None:
     await conn.execute("select pg_advisory_xact_lock($1, hashtext($2))",
                        LOCK_NAMESPACE, ctx.tenant_id)
@@ -87,43 +97,65 @@ def sort_ids(rules: IdentityRules, ids: list[Key]) -> list[Key]:
 
 
 async def lookup(conn: Connection, ctx: TenantContext, keys: list[Key]) -> dict[Key, tuple]:
-    """(kind, value) -> (customer_id, status, last_seen) for the identifiers that exist."""
+    """(kind, value) -> (customer_id, status, stale) for the identifiers that exist; `stale`
+    when last_seen is older than LAST_SEEN_RESOLUTION."""
     if not keys:
         return {}
-    # Arrays in one row rather than a row per identifier: far fewer objects per batch.
+    # One index probe per identifier (a lateral subquery the planner cannot flatten): as a
+    # join, stale statistics made it hash the tenant's whole identifiers table per batch.
+    # Positions come back instead of the keys, and booleans instead of the status and the
+    # time: less to decode, and the caller's key tuples are reused.
     row = await conn.fetchrow(
-        """select array_agg(i.kind), array_agg(i.value), array_agg(i.customer_id),
-                  array_agg(i.status), array_agg(i.last_seen)
-           from unnest($2::text::text[], $3::text::text[]) as q(kind, value)
-           join identifiers i on i.tenant_id = $1 and i.kind = q.kind and i.value = q.value""",
-        ctx.tenant_id, array_literal([k for k, _ in keys]), array_literal([v for _, v in keys]))
+        """select array_agg(q.n), array_agg(i.customer_id), array_agg(i.status = 'active'),
+                  array_agg(i.last_seen < now() - $4::interval)
+           from unnest($2::text::text[], $3::text::text[]) with ordinality as q(kind, value, n)
+           cross join lateral (select customer_id, status, last_seen from identifiers i
+                               where i.tenant_id = $1 and i.kind = q.kind and i.value = q.value
+                               offset 0) i""",
+        ctx.tenant_id, array_literal([k for k, _ in keys]), array_literal([v for _, v in keys]),
+        LAST_SEEN_RESOLUTION)
     if row[0] is None:
         return {}
-    return {(kind, value): (cid, status, seen)
-            for kind, value, cid, status, seen in zip(*row, strict=True)}
+    return {keys[n - 1]: (cid, "active" if active else "demoted", stale)
+            for n, cid, active, stale in zip(*row, strict=True)}
 
 
 async def check_explicit_customers(conn: Connection, ctx: TenantContext,
                                    records: list[Record]) -> None:
     """Records naming a customer_id: follow merges to the survivor; refuse unknown or
     erased profiles."""
-    wanted = {r.customer_id for r in records if r.customer_id and not r.error}
+    wanted = list({r.customer_id for r in records if r.customer_id and not r.error})
     if not wanted:
         return
-    rows = await conn.fetch(
-        """select id, merged_into, erased_at from customers
-           where tenant_id = $1 and id = any($2::uuid[])""", ctx.tenant_id, list(wanted))
-    found = {r["id"]: r for r in rows}
+    # One index probe per id, and only the exceptions come back (usually nothing): the
+    # common case decodes no rows at all.
+    row = await conn.fetchrow(
+        """select array_agg(q.n) filter (where c.erased is null),
+                  array_agg(q.n) filter (where c.erased or c.merged_into is not null),
+                  array_agg(c.merged_into) filter (where c.erased or c.merged_into is not null),
+                  array_agg(c.erased) filter (where c.erased or c.merged_into is not null)
+           from unnest($2::text::uuid[]) with ordinality as q(id, n)
+           left join lateral (select c.merged_into, c.erased_at is not null as erased
+                              from customers c where c.tenant_id = $1 and c.id = q.id
+                              offset 0) c on true""",
+        ctx.tenant_id, array_literal(wanted))
+    missing = {wanted[n - 1] for n in row[0] or ()}
+    odd = {wanted[n - 1]: (merged_into, erased)
+           for n, merged_into, erased in zip(row[1] or (), row[2] or (), row[3] or (),
+                                             strict=True)}
+    if not missing and not odd:
+        return
     for r in records:
         if r.customer_id is None or r.error:
             continue
-        row = found.get(r.customer_id)
-        if row is None:
+        if r.customer_id in missing:
             r.error = ("no customer has this id", "customer_id")
-        elif row["erased_at"] is not None:
-            r.error = ("this customer was erased (GDPR)", "customer_id")
-        elif row["merged_into"] is not None:
-            r.customer_id = row["merged_into"]
+        elif (exception := odd.get(r.customer_id)) is not None:
+            merged_into, erased = exception
+            if erased:
+                r.error = ("this customer was erased (GDPR)", "customer_id")
+            else:
+                r.customer_id = merged_into
 
 
 async def check_suppressions(conn: Connection, ctx: TenantContext, config: DataConfig,
@@ -145,6 +177,11 @@ async def check_suppressions(conn: Connection, ctx: TenantContext, config: DataC
 
 
 def _components(records: list[Record]) -> list[list[Record]]:
+    first_holder: dict[Key, int] = {}
+    if not any(first_holder.setdefault(key, i) != i
+               for i, r in enumerate(records) for key in r.ids):
+        return [[r] for r in records]  # no identifier shared (the usual batch)
+    first_holder.clear()
     parent = list(range(len(records)))
 
     def find(i: int) -> int:
@@ -153,7 +190,6 @@ def _components(records: list[Record]) -> list[list[Record]]:
             i = parent[i]
         return i
 
-    first_holder: dict[Key, int] = {}
     for i, r in enumerate(records):
         for key in r.ids:
             j = first_holder.setdefault(key, i)
@@ -222,14 +258,30 @@ def _plan(config: DataConfig, records: list[Record], owners: dict[Key, tuple]) -
 
 def _missing_required(config: DataConfig, profile: tuple) -> list[str]:
     columns, attributes, _meta = profile
-    return [name for name, f in config.fields.items()
-            if f.required and columns.get(name, attributes.get(name)) is None]
+    return [name for name in config.required_fields
+            if columns.get(name, attributes.get(name)) is None]
 
 
 def _new_profile(group: list[Record], source: str,
                  rules: IdentityRules) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     values: dict[str, Any] = {}
     meta: dict[str, Any] = {}
+    if len(group) == 1:
+        # One record on an empty profile: survivorship has nothing to compare, every
+        # non-empty trait is taken (what `apply_traits` decides, without its rule lookups).
+        r = group[0]
+        stamp = r.seen_at.isoformat()
+        traits = r.traits or {}
+        for kind, value in r.ids:
+            if kind in ("email", "phone") and kind not in traits and kind not in values:
+                values[kind] = value
+                meta[kind] = [stamp, source, stamp]
+        for name, value in traits.items():
+            if value is not None:
+                values[name] = value
+                meta[name] = [stamp, source, stamp]
+        columns, attributes = join_profile(values)
+        return columns, attributes, meta
     for r in sorted(group, key=lambda r: r.seen_at):
         traits = dict(r.traits or {})
         for kind, value in r.ids:
@@ -238,6 +290,31 @@ def _new_profile(group: list[Record], source: str,
         apply_traits(values, meta, traits, r.seen_at, source, rules)
     columns, attributes = join_profile(values)
     return columns, attributes, meta
+
+
+# Identifiers to attach and the new profiles that hold them. Rows are sorted by kind and
+# value (bytewise, as `collate "C"` compares) so concurrent batches lock in one order.
+_ATTACH = """
+    with ins as (
+      insert into identifiers (tenant_id, kind, value, customer_id, source, status)
+      select $1, q.kind, q.value, q.customer_id, $2, q.status
+      from unnest($3::text::text[], $4::text::text[], $5::text::uuid[], $6::text::text[])
+           as q(kind, value, customer_id, status)
+      order by q.kind collate "C", q.value collate "C"
+      {conflict}
+      returning {returning}),
+    created as (
+      insert into customers (tenant_id, id, first_name, last_name, email, phone, language,
+                             country, birth_date, postal_code, attributes, field_meta)
+      select $1, c.* from rows from (
+             unnest($7::text::uuid[]), unnest($8::text::text[]), unnest($9::text::text[]),
+             unnest($10::text::text[]), unnest($11::text::text[]), unnest($12::text::text[]),
+             unnest($13::text::text[]), unnest($14::text::date[]), unnest($15::text::text[]),
+             jsonb_array_elements($16::text::jsonb), jsonb_array_elements($17::text::jsonb))
+           as c(id, fn, ln, em, ph, la, co, bd, pc, at, fm)
+      {only_won}
+      returning id)
+    select {select} from ins"""
 
 
 async def resolve_fast(conn: Connection, ctx: TenantContext, config: DataConfig,
@@ -260,7 +337,6 @@ async def resolve_fast(conn: Connection, ctx: TenantContext, config: DataConfig,
                 continue
         pending.append(r)
     plan = _plan(config, pending, owners)
-    now = datetime.now(UTC)
 
     # Lock, once and in id order, every existing profile this batch changes: profiles that
     # gain identifiers under a limit (two batches must not both add "the one" ticketing
@@ -270,10 +346,16 @@ async def resolve_fast(conn: Connection, ctx: TenantContext, config: DataConfig,
     limited = {t: keys for t, keys in limited.items() if keys}
     rows = []
     if limited or plan.updates:
+        # One index probe per profile, locked in id order; JSON comes back as text (decoded
+        # only for the profiles that change), the row address serves the update.
         rows = await conn.fetch(
-            f"""select id, {", ".join(PROFILE_COLUMNS)}, attributes, field_meta from customers
-                where tenant_id = $1 and id = any($2::uuid[]) order by id for update""",
-            ctx.tenant_id, sorted(set(limited) | set(plan.updates)))
+            f"""select c.* from unnest($2::text::uuid[]) as q(id)
+                cross join lateral (
+                  select id, ctid::text, {", ".join(PROFILE_COLUMNS)}, attributes::text,
+                         field_meta::text
+                  from customers c where c.tenant_id = $1 and c.id = q.id
+                  offset 0 for update) c""",
+            ctx.tenant_id, array_literal(sorted(set(limited) | set(plan.updates))))
     demote = await _demotions(conn, ctx, config, limited)
     if plan.updates:
         await _apply_updates(conn, ctx, config, plan, source,
@@ -282,7 +364,7 @@ async def resolve_fast(conn: Connection, ctx: TenantContext, config: DataConfig,
     built = []
     for cid, group in list(plan.new_customers.items()):
         profile = _new_profile(group, source, config.rules)
-        missing = _missing_required(config, profile) if any(
+        missing = _missing_required(config, profile) if config.required_fields and any(
             r.traits is not None for r in group) else []
         if missing:
             for r in group:
@@ -293,37 +375,32 @@ async def resolve_fast(conn: Connection, ctx: TenantContext, config: DataConfig,
                 del plan.intended[key]
             continue
         built.append(profile)
-    new_ids = list(plan.new_customers)
     # One statement: attach identifiers, and create the profiles that won at least one.
     ident_rows = sorted(plan.intended.items())
-    columns = {c: [b[0][c] for b in built] for c in PROFILE_COLUMNS}
-    won = [] if not ident_rows else await conn.fetch(
-        """with ins as (
-             insert into identifiers (tenant_id, kind, value, customer_id, source, status)
-             select $1, q.kind, q.value, q.customer_id, $2, q.status
-             from unnest($3::text[], $4::text[], $5::uuid[], $6::text[])
-                  as q(kind, value, customer_id, status)
-             order by q.kind, q.value
-             on conflict do nothing
-             returning kind, value, customer_id),
-           created as (
-             insert into customers (tenant_id, id, first_name, last_name, email, phone,
-                                    language, country, birth_date, postal_code, attributes,
-                                    field_meta)
-             select $1, c.* from unnest($7::uuid[], $8::text[], $9::text[], $10::text[],
-                                        $11::text[], $12::text[], $13::text[], $14::date[],
-                                        $15::text[], $16::text::jsonb[], $17::text::jsonb[])
-                  as c(id, fn, ln, em, ph, la, co, bd, pc, at, fm)
-             where c.id in (select customer_id from ins)
-             returning id)
-           select kind, value from ins""",
-        ctx.tenant_id, source,
-        [k[0] for k, _ in ident_rows], [k[1] for k, _ in ident_rows],
-        [c for _, c in ident_rows],
-        ["demoted" if k in demote else "active" for k, _ in ident_rows],
-        new_ids, *(columns[c] for c in PROFILE_COLUMNS),
-        _json_array([b[1] for b in built]), _json_array([b[2] for b in built]))
-    lost = set(plan.intended) - {(r[0], r[1]) for r in won}
+    lost: set[Key] = set()
+    if ident_rows:
+        args = (ctx.tenant_id, source,
+                array_literal([k[0] for k, _ in ident_rows]),
+                array_literal([k[1] for k, _ in ident_rows]),
+                array_literal([c for _, c in ident_rows]),
+                array_literal(["demoted" if k in demote else "active" for k, _ in ident_rows]),
+                array_literal(list(plan.new_customers)),
+                *(array_literal([b[0][c] for b in built]) for c in PROFILE_COLUMNS),
+                _json([b[1] for b in built]), _json([b[2] for b in built]))
+        try:
+            # Plainly first: the lookup found none of these identifiers, so a conflict
+            # means a concurrent batch just took one (rare), and ON CONFLICT's speculative
+            # insertion costs more than the insert. On a conflict the statement runs again
+            # with ON CONFLICT, and the records of the identifiers it lost go slow.
+            async with conn.transaction():
+                await conn.execute(_ATTACH.format(conflict="", returning="1", only_won="",
+                                                  select="1"), *args)
+        except asyncpg.UniqueViolationError:
+            won = await conn.fetch(_ATTACH.format(
+                conflict="on conflict do nothing", returning="kind, value, customer_id",
+                only_won="where c.id in (select customer_id from ins)",
+                select="kind, value"), *args)
+            lost = set(plan.intended) - {(r[0], r[1]) for r in won}
     for r in pending if lost or demote else ():
         if r.error:
             continue
@@ -333,7 +410,7 @@ async def resolve_fast(conn: Connection, ctx: TenantContext, config: DataConfig,
             r.slow, r.resolved, r.created = True, None, False
         elif any(k in demote for k in r.ids):
             r.note(DEMOTED_NOTE)
-    await _touch_last_seen(conn, ctx, owners, now)
+    await _touch_last_seen(conn, ctx, owners)
 
 
 async def _demotions(conn: Connection, ctx: TenantContext, config: DataConfig,
@@ -365,8 +442,10 @@ async def _apply_updates(conn: Connection, ctx: TenantContext, config: DataConfi
     """Identify traits on existing (locked) profiles: fold with survivorship, write back."""
     changed_rows = []
     for row in rows:
-        values = split_profile(dict(row))
-        meta = dict(row["field_meta"])
+        profile = dict(row)
+        profile["attributes"] = _decode(row["attributes"])
+        values = split_profile(profile)
+        meta = _decode(row["field_meta"])
         changed: set[str] = set()
         for r in sorted(plan.updates[row["id"]], key=lambda r: r.seen_at):
             traits = dict(r.traits or {})
@@ -376,34 +455,49 @@ async def _apply_updates(conn: Connection, ctx: TenantContext, config: DataConfi
             changed |= apply_traits(values, meta, traits, r.seen_at, source, config.rules)
         if changed:
             columns, attributes = join_profile(values)
-            changed_rows.append((row["id"], columns, attributes, meta))
+            changed_rows.append((row["id"], row["ctid"], columns, attributes, meta))
     if changed_rows:
+        # By row address (the rows are locked, so it holds): a join on id could scan the
+        # tenant's whole customers table.
         await conn.execute(
             f"""update customers c set {", ".join(f"{n} = u.{n}" for n in PROFILE_COLUMNS)},
                     attributes = u.attributes, field_meta = u.field_meta, updated_at = now()
-                from unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                            $7::text[], $8::text[], $9::date[], $10::text[],
-                            $11::text::jsonb[], $12::text::jsonb[])
-                     as u(id, {", ".join(PROFILE_COLUMNS)}, attributes, field_meta)
-                where c.tenant_id = $1 and c.id = u.id""",
-            ctx.tenant_id, [c[0] for c in changed_rows],
-            *([c[1][n] for c in changed_rows] for n in PROFILE_COLUMNS),
-            _json_array([c[2] for c in changed_rows]), _json_array([c[3] for c in changed_rows]))
+                from rows from (unnest($2::text::uuid[]), unnest($3::text::tid[]),
+                                {", ".join(f"unnest(${i}::text::{t}[])" for i, t in
+                                           enumerate(_COLUMN_TYPES, start=4))},
+                                jsonb_array_elements($12::text::jsonb),
+                                jsonb_array_elements($13::text::jsonb))
+                     as u(id, t, {", ".join(PROFILE_COLUMNS)}, attributes, field_meta)
+                where c.tenant_id = $1 and c.ctid = u.t and c.id = u.id""",
+            ctx.tenant_id, array_literal([c[0] for c in changed_rows]),
+            array_literal([c[1] for c in changed_rows]),
+            *(array_literal([c[2][n] for c in changed_rows]) for n in PROFILE_COLUMNS),
+            _json([c[3] for c in changed_rows]), _json([c[4] for c in changed_rows]))
 
 
-async def _touch_last_seen(conn: Connection, ctx: TenantContext, owners: dict[Key, tuple],
-                           now: datetime) -> None:
+async def _touch_last_seen(conn: Connection, ctx: TenantContext,
+                           owners: dict[Key, tuple]) -> None:
     # Identifiers seen again refresh last_seen at most hourly: a write per event would
     # double the cost of ingestion for a value nobody needs to the second.
-    stale = [k for k, (_c, _s, seen) in owners.items() if now - seen > LAST_SEEN_RESOLUTION]
+    stale = sorted(k for k, (_c, _s, is_stale) in owners.items() if is_stale)
     if stale:
+        # Probed one by one (never a hash of the whole table), then updated by row address
+        # in address order, so concurrent batches lock the rows they touch in one order.
         await conn.execute(
-            """update identifiers i set last_seen = now()
-               from unnest($2::text[], $3::text[]) as q(kind, value)
-               where i.tenant_id = $1 and i.kind = q.kind and i.value = q.value""",
+            """update identifiers set last_seen = now()
+               where tenant_id = $1 and ctid = any(array(
+                 select x.ctid from unnest($2::text[], $3::text[]) as q(kind, value)
+                 cross join lateral (select ctid from identifiers x
+                                     where x.tenant_id = $1 and x.kind = q.kind
+                                       and x.value = q.value offset 0) x))""",
             ctx.tenant_id, [k for k, _ in stale], [v for _, v in stale])
 
 
-def _json_array(documents: list[Any]) -> str:
-    """JSON documents as a jsonb[] literal (asyncpg would json.dumps each one)."""
-    return array_literal([msgspec.json.encode(d).decode() for d in documents])
+_decode = msgspec.json.decode
+_encode = msgspec.json.Encoder().encode
+
+
+def _json(documents: list[Any]) -> str:
+    """Documents as one JSON array, split by `jsonb_array_elements` in SQL: one encoding
+    call instead of one per document plus a jsonb[] literal around them."""
+    return _encode(documents).decode()

@@ -70,6 +70,15 @@ class DataConfig:
                 tuple(sorted((k, r.priority) for k, r in self.rules.kinds.items())))
 
     @functools.cached_property
+    def required_fields(self) -> tuple[str, ...]:
+        return tuple(name for name, f in self.fields.items() if f.required)
+
+    @functools.cached_property
+    def caches(self) -> dict[str, Any]:
+        """Handles on long-lived caches, found once per batch rather than once per item."""
+        return {}
+
+    @functools.cached_property
     def property_checks(self) -> dict[str, Callable[[dict[str, Any]], bool]]:
         """Per event type, a fast yes/no validity test (the detailed check runs on a no)."""
         return {name: compile_properties(specs) for name, specs in self.event_types.items()}
@@ -95,6 +104,9 @@ select (select row_to_json(s) from (select unknown_events, invalid_properties, s
 """
 
 
+_SHARED_LOCK = ", pg_advisory_xact_lock_shared($1, hashtext($2)) is null as locked"
+
+
 async def ensure_settings_row(conn: Connection, ctx: TenantContext) -> None:
     # The hashing key of the suppression list is created with the row and never changes:
     # a new key could not match the hashes recorded by earlier erasures.
@@ -103,8 +115,14 @@ async def ensure_settings_row(conn: Connection, ctx: TenantContext) -> None:
            on conflict (tenant_id) do nothing""", ctx.tenant_id, secrets.token_bytes(32))
 
 
-async def load_data_config(conn: Connection, ctx: TenantContext) -> DataConfig:
-    row = await conn.fetchrow(_CONFIG_SQL)
+async def load_data_config(conn: Connection, ctx: TenantContext, *,
+                           shared_lock: tuple[int, str] | None = None) -> DataConfig:
+    """`shared_lock` (class id, key): also takes that transaction-level advisory lock in
+    shared mode, in the same round trip (ingestion's identity lock)."""
+    if shared_lock is None:
+        row = await conn.fetchrow(_CONFIG_SQL)
+    else:
+        row = await conn.fetchrow(_CONFIG_SQL + _SHARED_LOCK, *shared_lock)
     if row["settings"] is None:
         await ensure_settings_row(conn, ctx)
         row = await conn.fetchrow(_CONFIG_SQL)

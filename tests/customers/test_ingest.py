@@ -107,3 +107,59 @@ async def test_a_replay_racing_the_first_write_falls_back_to_on_conflict(tenant,
         assert not batch.done()
     results = (await batch).json()["results"]
     assert [r["status"] for r in results] == ["duplicate", "accepted"]
+
+
+async def test_identify_items_prepared_ahead_are_prepared_again_if_the_model_changed(tenant,
+                                                                                     db):
+    """A file import prepares a batch's items while the previous batch is written; the
+    identify service re-checks them against the data model of its own transaction."""
+    from core.events.schemas import Identifiers, IdentifyIn
+    from core.events.service import PreparedIdentify, identify
+    from core.model.schemas import DataSettingsUpdate
+    from core.model.service import load_data_config, update_settings
+    from tenants.context import SYSTEM
+    from tenants.service import tenant_context
+
+    ctx = await tenant_context(db, tenant.id, SYSTEM)
+    async with db.tenant_tx(ctx) as conn:
+        config = await load_data_config(conn, ctx)
+    items = [IdentifyIn(identifiers=Identifiers(app_user_id=unique("p")),
+                        traits={"favourite_line": "C3"})]
+    prepared = PreparedIdentify(ctx, config, items)
+    assert prepared.records  # accepted by the model it was prepared with
+    await update_settings(db, ctx, DataSettingsUpdate(strict_traits=True))
+    try:
+        [result] = await identify(db, ctx, items, source="api", prepared=prepared)
+        assert (result.status, result.field) == ("rejected", "items[0].traits.favourite_line")
+        assert prepared.config.settings.strict_traits  # the caller sees the current model
+        again = PreparedIdentify(ctx, prepared.config, items)
+        [result] = await identify(db, ctx, items, source="api", prepared=again)
+        assert result.status == "rejected"
+    finally:
+        await update_settings(db, ctx, DataSettingsUpdate(strict_traits=False))
+
+
+async def test_identifiers_seen_again_refresh_last_seen_at_most_hourly(tenant, db):
+    from tenants.context import SYSTEM
+    from tenants.service import tenant_context
+
+    ctx = await tenant_context(db, tenant.id, SYSTEM)
+    stale, fresh = unique("stale"), unique("fresh")
+    for uid in (stale, fresh):
+        r = await tenant.post("/identify", {"identifiers": {"app_user_id": uid}})
+        assert r.status_code == 200
+    async with db.tenant_tx(ctx) as conn:
+        await conn.execute(
+            """update identifiers set last_seen = now() - case value when $1
+                 then interval '2 hours' else interval '10 minutes' end
+               where kind = 'app_user_id' and value = any($2::text[])""",
+            stale, [stale, fresh])
+    r = await tenant.post("/events:batch", {"items": [
+        {"message_id": unique("ls"), "type": "app_opened", "identifiers": {"app_user_id": uid}}
+        for uid in (stale, fresh)]})
+    assert r.json()["accepted"] == 2
+    async with db.tenant_tx(ctx) as conn:
+        ages = dict(await conn.fetch(
+            """select value, extract(epoch from now() - last_seen) from identifiers
+               where kind = 'app_user_id' and value = any($1::text[])""", [stale, fresh]))
+    assert ages[stale] < 60 and 500 < ages[fresh] < 700

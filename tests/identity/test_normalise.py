@@ -256,3 +256,9 @@ def test_hash_refuses_short_keys_and_unknown_kinds() -> None:
         hash_identifier("email", "jean@exemple.fr", b"short")
     with pytest.raises(InvalidIdentifier):
         hash_identifier("passport", "X", KEY)
+
+
+def test_phone_numbers_longer_than_e164_are_refused() -> None:
+    # phonenumbers calls this German number valid, but +49 and 14 digits is not E.164.
+    with pytest.raises(InvalidIdentifier):
+        normalise_identifier("phone", "20100000000000", "DE")
