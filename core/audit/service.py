@@ -35,6 +35,28 @@ async def record(
     )
 
 
+async def record_many(
+    conn: Connection,
+    ctx: TenantContext,
+    action: str,
+    target_type: str,
+    entries: list[tuple[str | None, dict[str, Any]]],
+) -> None:
+    """`record` for many targets of one action in one statement: (target_id, details)
+    per entry, written in order (batch services audit each changed object)."""
+    if not entries:
+        return
+    await conn.execute(
+        """insert into audit_log (tenant_id, actor_kind, actor_id, client_id, action,
+                                  target_type, target_id, request_id, details)
+           select $1, $2, $3, $4, $5, $6, e.target_id, $7, e.details
+           from unnest($8::text[], $9::jsonb[]) with ordinality as e(target_id, details, n)
+           order by e.n""",
+        ctx.tenant_id, ctx.actor.kind, ctx.actor.id, ctx.actor.client_id, action,
+        target_type, ctx.request_id, [t for t, _ in entries], [d for _, d in entries],
+    )
+
+
 async def record_hq(
     conn: Connection,
     hq: HqContext,

@@ -9,6 +9,7 @@ it is; otherwise it is rejected with the first reason and field, against its lin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,10 +19,9 @@ import msgspec
 
 from core.connectors.mapping import Mapper, Mapping, RowError
 from core.connectors.schemas import Reject
-from core.consents.schemas import ConsentChange, ConsentChanges
-from core.consents.service import set_consents
+from core.consents.schemas import ConsentChange
+from core.consents.service import set_consents_many
 from core.db import Database
-from core.errors import RelaisError
 from core.events import service as events
 from core.events.schemas import EventIn, Identifiers, IdentifyIn, ItemResult
 from core.model.service import DataConfig
@@ -69,9 +69,40 @@ def _rejected(result: ItemResult, prefix: str) -> tuple[str, str | None]:
 
 
 @dataclass
+class MappedBatch:
+    """A batch of source records mapped to the core model (no database work yet)."""
+
+    outcome: Outcome
+    rows: list[tuple[int, Any]]  # (line, Mapped)
+    identify_items: list[IdentifyIn]
+    identify_lines: list[tuple[int, int]]  # (line, index in identify_items)
+    prepared: events.PreparedIdentify | None = None
+
+
+@dataclass
+class Identified:
+    """A batch after its profiles were identified: what storing its events needs."""
+
+    outcome: Outcome
+    rows: list[tuple[int, Any]]  # (line, Mapped)
+    failed: dict[int, Reject]
+    customer_of: dict[int, Any]  # line -> customer_id
+
+
+# A long stretch of Python holds up the other batches' statements (a file import keeps
+# several batches in flight): mapping yields to the event loop every so many rows.
+_YIELD_EVERY = 250
+
+
+@dataclass
 class Ingester:
     """Ingests batches for one connector run. `enabled` names the tenant's enabled
-    plugins, for the `event_ingested` reaction."""
+    plugins, for the `event_ingested` reaction.
+
+    A batch goes through three steps: `map_batch` (source records to the core model),
+    `identify_batch` (upsert the profiles), `store_batch` (events, the plugins' reaction,
+    consents); `ingest` runs them in turn. A file import keeps batches at different steps
+    in flight, so Python maps and plans while PostgreSQL writes."""
 
     db: Database
     ctx: TenantContext
@@ -79,11 +110,18 @@ class Ingester:
     source: str
     plugins: PluginManager | None = None
     enabled: Sequence[str] = ()
+    # The tenant's data model as last seen: identify items are prepared against it while
+    # mapping (the identify service checks it is still current).
+    config: DataConfig | None = None
 
     async def ingest(self, records: Sequence[SourceRecord]) -> Outcome:
+        return await self.store_batch(await self.identify_batch(
+            await self.map_batch(records)))
+
+    async def map_batch(self, records: Sequence[SourceRecord]) -> MappedBatch:
         outcome = Outcome(read=len(records))
         rows: list[tuple[int, Any]] = []  # (line, Mapped)
-        for record in records:
+        for n, record in enumerate(records, start=1):
             if record.data is None:
                 outcome.rejects.append(Reject(line=record.line, reason=record.error or
                                               "unreadable record"))
@@ -93,8 +131,8 @@ class Ingester:
             except RowError as exc:
                 outcome.rejects.append(Reject(line=record.line, reason=exc.reason,
                                               field=exc.field))
-        failed: dict[int, Reject] = {}
-        customer_of: dict[int, Any] = {}
+            if n % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
         # Identity is resolved once per row: rows with traits (or nothing but identifiers)
         # go through identify, and their events then name the resolved customer_id.
         # Exports repeat a customer row after row (one line per purchase): the same
@@ -111,9 +149,21 @@ class Ingester:
                     identify_items.append(IdentifyIn(
                         identifiers=_identifiers(mapped.identifiers), traits=mapped.traits))
                 identify_lines.append((line, slot))
+        prepared = None
+        if self.config is not None and identify_items:
+            prepared = events.PreparedIdentify(self.ctx, self.config, identify_items)
+        return MappedBatch(outcome, rows, identify_items, identify_lines, prepared)
+
+    async def identify_batch(self, batch: MappedBatch) -> Identified:
+        outcome, rows, identify_items, identify_lines = (
+            batch.outcome, batch.rows, batch.identify_items, batch.identify_lines)
+        failed: dict[int, Reject] = {}
+        customer_of: dict[int, Any] = {}
         if identify_items:
             results = await events.identify(self.db, self.ctx, identify_items,
-                                            source=self.source)
+                                            source=self.source, prepared=batch.prepared)
+            if batch.prepared is not None:
+                self.config = batch.prepared.config
             for line, slot in identify_lines:
                 result = results[slot]
                 if result.status == "rejected":
@@ -121,21 +171,26 @@ class Ingester:
                     failed[line] = Reject(line=line, reason=reason, field=where)
                 elif result.customer_id is not None:
                     customer_of[line] = result.customer_id
+        return Identified(outcome, rows, failed, customer_of)
+
+    async def store_batch(self, batch: Identified) -> Outcome:
+        outcome, rows, failed, customer_of = (batch.outcome, batch.rows, batch.failed,
+                                              batch.customer_of)
         event_items, event_lines = [], []
         for line, mapped in rows:
             event = mapped.event
             if event is None or line in failed:
                 continue
-            if len(event["type"]) > 64:
+            if len(event.type) > 64:
                 failed[line] = Reject(line=line, reason="event type longer than 64 characters",
                                       field="event.type")
                 continue
             customer = customer_of.get(line)
             event_items.append(EventIn(
-                message_id=event["message_id"], type=event["type"],
+                message_id=event.message_id, type=event.type,
                 identifiers=None if customer else _identifiers(mapped.identifiers),
-                customer_id=customer, occurred_at=event["occurred_at"],
-                properties=event["properties"]))
+                customer_id=customer, occurred_at=event.occurred_at,
+                properties=event.properties))
             event_lines.append(line)
         if event_items:
             results = await events.ingest_events(self.db, self.ctx, event_items,
@@ -164,8 +219,8 @@ class Ingester:
 
     async def _consents(self, rows: list[tuple[int, Any]], customer_of: dict[int, Any],
                         failed: dict[int, Reject]) -> None:
-        """Consents go through the consent service (history, proof, recency rule), one call
-        per customer with every change of the batch for that customer."""
+        """Consents go through the consent service (history, proof, recency rule), every
+        change of the batch in one call; a customer it refuses fails its lines alone."""
         changes: dict[Any, list[tuple[int, ConsentChange]]] = {}
         for line, mapped in rows:
             if not mapped.consents or line in failed or line not in customer_of:
@@ -177,11 +232,11 @@ class Ingester:
                     source=self.source,
                     proof=consent["proof"] or f"{self.source} import, line {line}")
                 changes.setdefault(customer_of[line], []).append((line, change))
-        for customer_id, items in changes.items():
-            try:
-                await set_consents(self.db, self.ctx, customer_id,
-                                   ConsentChanges(items=[c for _, c in items]))
-            except RelaisError as exc:
-                for line, _ in items:
-                    failed.setdefault(line, Reject(line=line, reason=exc.detail,
-                                                   field="consents"))
+        if not changes:
+            return
+        errors = await set_consents_many(self.db, self.ctx, {
+            customer_id: [c for _, c in items] for customer_id, items in changes.items()})
+        for customer_id, exc in errors.items():
+            for line, _ in changes[customer_id]:
+                failed.setdefault(line, Reject(line=line, reason=exc.detail,
+                                               field="consents"))

@@ -12,11 +12,9 @@ records the error against the line and carries on.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from collections.abc import Mapping as MappingABC
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -88,12 +86,21 @@ class RowError(Exception):
         self.reason = reason
 
 
-@dataclass(slots=True)
-class Mapped:
+# Rows are mapped by the thousand and never form reference cycles: `gc=False` keeps them out
+# of the cyclic garbage collector, whose full passes otherwise walk every row in flight.
+class MappedEvent(msgspec.Struct, gc=False):
+    message_id: str
+    type: str
     identifiers: dict[str, Any]
-    traits: dict[str, Any] = field(default_factory=dict)
-    consents: list[dict[str, Any]] = field(default_factory=list)
-    event: dict[str, Any] | None = None
+    occurred_at: datetime | None
+    properties: dict[str, Any]
+
+
+class Mapped(msgspec.Struct, gc=False):
+    identifiers: dict[str, Any]
+    traits: dict[str, Any] = {}
+    consents: Sequence[dict[str, Any]] = ()
+    event: MappedEvent | None = None
 
 
 Getter = Callable[[MappingABC[str, Any]], Any]
@@ -164,10 +171,32 @@ def _parse_datetime(value: Any, fmt: str | None, tz: ZoneInfo, what: str, *,
     return parsed
 
 
-@functools.lru_cache(maxsize=65_536)
+# Per (format, zone, date only): text -> parsed value, None when not a date. A plain dict of
+# strings and datetimes, which the cyclic garbage collector never walks (an lru_cache's
+# linked nodes are lists it walks at every full collection); it starts again when full.
+_PARSED: dict[tuple[str | None, ZoneInfo, bool], dict[str, Any]] = {}
+_PARSED_SIZE = 65_536
+
+
 def _parse_text(text: str, fmt: str | None, tz: ZoneInfo, date_only: bool) -> Any:
     """Exports repeat the same timestamps (minute resolution) row after row: strptime is
     the costliest step of mapping a row, so results are cached. None: not a date."""
+    cache = _PARSED.get((fmt, tz, date_only))
+    if cache is None:
+        if len(_PARSED) > 256:
+            _PARSED.clear()
+        cache = _PARSED[(fmt, tz, date_only)] = {}
+    try:
+        return cache[text]
+    except KeyError:
+        pass
+    if len(cache) >= _PARSED_SIZE:
+        cache.clear()
+    parsed = cache[text] = _parse_uncached(text, fmt, tz, date_only)
+    return parsed
+
+
+def _parse_uncached(text: str, fmt: str | None, tz: ZoneInfo, date_only: bool) -> Any:
     try:
         if fmt:
             moment = datetime.strptime(text, fmt)
@@ -240,22 +269,26 @@ class Mapper:
             value = self._value(record, column, get, kind, f"traits.{name}")
             if value is not None:
                 mapped.traits[name] = value
+        consents: list[dict[str, Any]] = []
         for consent, get, proof_get in self.consents:
             value = get(record)
             if _empty(value):
                 continue
             granted = _coerce(value, "boolean", None, self.tz, f"consents.{consent.column}")
-            mapped.consents.append({
+            consents.append({
                 "channel": consent.channel, "purpose": consent.purpose,
                 "status": "granted" if granted else "denied",
                 "legal_basis": consent.legal_basis,
                 "proof": str(proof_get(record)) if proof_get and not _empty(
                     proof_get(record)) else None})
+        if consents:
+            mapped.consents = consents
         if self.event is not None:
             mapped.event = self._event(record, identifiers)
         return mapped
 
-    def _event(self, record: MappingABC[str, Any], identifiers: dict[str, Any]) -> dict | None:
+    def _event(self, record: MappingABC[str, Any],
+               identifiers: dict[str, Any]) -> MappedEvent | None:
         event = self.event
         assert event is not None
         kind = event.type
@@ -283,8 +316,8 @@ class Mapper:
             digest = hashlib.sha1(msgspec.json.encode(
                 [kind, identifiers, occurred_at, properties], order="sorted")).hexdigest()
             message_id = f"{self.source}:{digest}"
-        return {"message_id": message_id[:200], "type": kind, "identifiers": identifiers,
-                "occurred_at": occurred_at, "properties": properties}
+        return MappedEvent(message_id=message_id[:200], type=kind, identifiers=identifiers,
+                           occurred_at=occurred_at, properties=properties)
 
 
 def check_mapping(mapping: Mapping, *, field_types: dict[str, str],

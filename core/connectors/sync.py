@@ -9,6 +9,7 @@ connectors also move the connector's own checkpoint, where the next sync starts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -20,7 +21,7 @@ import httpx
 
 from core.audit.service import record
 from core.connectors import files, runs
-from core.connectors.ingest import Ingester, build_mapper
+from core.connectors.ingest import Identified, Ingester, MappedBatch, build_mapper
 from core.connectors.schemas import DeliveryItem, DeliveryResult, Run, RunStart
 from core.connectors.service import Loaded, load
 from core.db import Database
@@ -145,7 +146,7 @@ async def execute_run(db: Database, ctx: TenantContext, plugins: PluginManager,
             data = await load_data_config(conn, ctx)
             enabled = list(await enabled_configs(conn, ctx, plugins, box))
         mapper = build_mapper(loaded.config.mapping, data, ctx, loaded.source)
-        ingester = Ingester(db, ctx, mapper, loaded.source, plugins, enabled)
+        ingester = Ingester(db, ctx, mapper, loaded.source, plugins, enabled, config=data)
         if loaded.impl.mode == "file":
             await _read_file(db, ctx, loaded, ingester, claimed)
         elif loaded.impl.mode == "pull":
@@ -174,13 +175,55 @@ async def _read_file(db: Database, ctx: TenantContext, loaded: Loaded, ingester:
     if not path.is_file():  # noqa: ASYNC240 (one stat call)
         raise NotFound("the file of this run is gone (uploads are kept until the run "
                        "succeeds)")
-    for batch in loaded.impl.read(loaded.config, path, claimed["checkpoint"], BATCH_SIZE):
-        outcome = await ingester.ingest(batch.records)
-        async with db.tenant_tx(ctx) as conn:
-            await runs.save_batch(conn, ctx, claimed["id"], read=outcome.read,
-                                  accepted=outcome.accepted, rejects=outcome.rejects,
-                                  checkpoint=batch.checkpoint, progress=batch.progress,
-                                  max_listed=_max_listed(loaded))
+    # Three batches in flight, one per step, so Python works while PostgreSQL does: the
+    # next batch is read and mapped, the current one identified, the previous one stored
+    # (events, consents, then its outcome and checkpoint). Profiles are still identified
+    # batch after batch (the next batch's once the previous batch's committed), and
+    # batches commit their outcomes and checkpoints in file order.
+    batches = loaded.impl.read(loaded.config, path, claimed["checkpoint"], BATCH_SIZE)
+
+    async def read_and_map() -> tuple[Any, float | None, MappedBatch] | None:
+        batch = next(batches, None)  # its source records are dropped once mapped
+        if batch is None:
+            return None
+        return batch.checkpoint, batch.progress, await ingester.map_batch(batch.records)
+
+    mapping: asyncio.Task[tuple[Any, float | None, MappedBatch] | None] | None = None
+    storing: asyncio.Task[None] | None = None
+    try:
+        mapping = asyncio.create_task(read_and_map())
+        while (item := await mapping) is not None:
+            checkpoint, progress, mapped = item
+            mapping = asyncio.create_task(read_and_map())
+            identified = await ingester.identify_batch(mapped)
+            if storing is not None:
+                await storing
+            storing = asyncio.create_task(_store(db, ctx, loaded, ingester, claimed["id"],
+                                                 checkpoint, progress, identified))
+        if storing is not None:
+            await storing
+    except BaseException:
+        # The batch being stored still commits its outcome and checkpoint (where a retry
+        # resumes, as if the batches had run one after the other); the next is dropped.
+        if mapping is not None:
+            mapping.cancel()
+        for task in (mapping, storing):
+            if task is not None:
+                await asyncio.wait([task])
+                if not task.cancelled():
+                    task.exception()  # retrieved: the first failure is the one raised
+        raise
+
+
+async def _store(db: Database, ctx: TenantContext, loaded: Loaded, ingester: Ingester,
+                 run_id: str, checkpoint: Any, progress: float | None,
+                 identified: Identified) -> None:
+    outcome = await ingester.store_batch(identified)
+    async with db.tenant_tx(ctx) as conn:
+        await runs.save_batch(conn, ctx, run_id, read=outcome.read,
+                              accepted=outcome.accepted, rejects=outcome.rejects,
+                              checkpoint=checkpoint, progress=progress,
+                              max_listed=_max_listed(loaded))
 
 
 async def _pull(db: Database, ctx: TenantContext, loaded: Loaded, ingester: Ingester,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.audit.service import record
+from core.audit.service import record, record_many
 from core.consents.schemas import (
     Consent,
+    ConsentChange,
     ConsentChanges,
     ConsentHistoryEntry,
     Preferences,
@@ -21,7 +23,8 @@ from core.consents.schemas import (
     Subscription,
 )
 from core.db import Connection, Database
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound, RelaisError
+from core.identity.resolve import lock_shared
 from core.pagination import Page, check_limit, decode_cursor, page_of
 from tenants.context import TenantContext
 
@@ -103,6 +106,100 @@ async def set_consents(db: Database, ctx: TenantContext, customer_id: uuid.UUID,
                                    "status": c.status, "source": c.source}
                                   for c in data.items]})
         return await fetch_consents(conn, cid)
+
+
+async def set_consents_many(db: Database, ctx: TenantContext,
+                            changes: dict[uuid.UUID, list[ConsentChange]]
+                            ) -> dict[uuid.UUID, RelaisError]:
+    """`set_consents` for many customers in one transaction and a few set-based statements
+    (imports): the same history rows, current state and audit entries as one call per
+    customer in this order. A customer that is unknown or erased, or a change dated in the
+    future, fails that customer alone: its error comes back, keyed by the id given."""
+    now = datetime.now(UTC)
+    failed: dict[uuid.UUID, RelaisError] = {}
+    for cid, items in changes.items():
+        for i, change in enumerate(items):
+            if change.at and change.at.replace(tzinfo=change.at.tzinfo or UTC) > now:
+                failed[cid] = InvalidInput("a consent decision cannot be in the future",
+                                           field=f"items[{i}].at")
+                break
+    wanted = [cid for cid in changes if cid not in failed]
+    if not wanted:
+        return failed
+    async with db.tenant_tx(ctx) as conn:
+        # Merges move consents under the identity lock taken exclusively: holding it shared
+        # keeps these writes from landing on a profile being merged away.
+        await lock_shared(conn, ctx)
+        # Like `require_customer`: a merged profile stands for its survivor.
+        rows = await conn.fetch(
+            """select q.n, c.id, c.erased_at is not null as erased
+               from unnest($2::uuid[]) with ordinality as q(id, n)
+               left join lateral (select coalesce(m.merged_into, m.id) as id from customers m
+                                  where m.tenant_id = $1 and m.id = q.id offset 0) m on true
+               left join lateral (select c.id, c.erased_at from customers c
+                                  where c.tenant_id = $1 and c.id = m.id offset 0) c on true""",
+            ctx.tenant_id, wanted)
+        target: dict[uuid.UUID, uuid.UUID] = {}
+        for row in rows:
+            cid = wanted[row["n"] - 1]
+            if row["id"] is None:
+                failed[cid] = NotFound("no customer with this id")
+            elif row["erased"]:
+                failed[cid] = InvalidInput("this customer was erased (GDPR)",
+                                           field="customer_id")
+            else:
+                target[cid] = row["id"]
+        history: list[tuple[uuid.UUID, ConsentChange, datetime]] = []
+        latest: dict[tuple[uuid.UUID, str, str], tuple[uuid.UUID, ConsentChange, datetime]] = {}
+        audit: list[tuple[str | None, dict[str, Any]]] = []
+        for cid, items in changes.items():
+            if cid not in target:
+                continue
+            survivor = target[cid]
+            dated = [(c, c.at.replace(tzinfo=c.at.tzinfo or UTC) if c.at else now)
+                     for c in items]
+            for change, at in sorted(dated, key=lambda d: d[1]):
+                history.append((survivor, change, at))
+                # Applied in this order, each decision replaces the state when at least as
+                # recent: the state ends as the most recent one (the last of equals).
+                key = (survivor, change.channel, change.purpose)
+                if key not in latest or latest[key][2] <= at:
+                    latest[key] = (survivor, change, at)
+            audit.append((str(survivor), {"changes": [
+                {"channel": c.channel, "purpose": c.purpose, "status": c.status,
+                 "source": c.source} for c in items]}))
+        if history:
+            await conn.execute(
+                """insert into consent_history (tenant_id, customer_id, channel, purpose,
+                       status, legal_basis, source, proof, recorded_at, actor)
+                   select $1, h.c, h.ch, h.pu, h.st, h.lb, h.so, h.pr, h.at, $2
+                   from unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+                               $8::text[], $9::text[], $10::timestamptz[])
+                        with ordinality as h(c, ch, pu, st, lb, so, pr, at, n)
+                   order by h.n""",
+                ctx.tenant_id, ctx.actor.label, *_columns(history))
+            state = sorted(latest.values(), key=lambda e: (e[0], e[1].channel, e[1].purpose))
+            await conn.execute(
+                f"""insert into consents (tenant_id, customer_id, {_CONSENT_COLS})
+                    select $1, s.c, s.ch, s.pu, s.st, s.lb, s.so, s.pr, s.at
+                    from unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                $7::text[], $8::text[], $9::timestamptz[])
+                         as s(c, ch, pu, st, lb, so, pr, at)
+                    on conflict (tenant_id, customer_id, channel, purpose) do update
+                      set status = excluded.status, legal_basis = excluded.legal_basis,
+                          source = excluded.source, proof = excluded.proof,
+                          updated_at = excluded.updated_at
+                      where consents.updated_at <= excluded.updated_at""",
+                ctx.tenant_id, *_columns(state))
+        await record_many(conn, ctx, "consents.changed", "customer", audit)
+    return failed
+
+
+def _columns(entries: list[tuple[uuid.UUID, ConsentChange, datetime]]) -> list[list[Any]]:
+    return [[e[0] for e in entries], [e[1].channel for e in entries],
+            [e[1].purpose for e in entries], [e[1].status for e in entries],
+            [e[1].legal_basis for e in entries], [e[1].source for e in entries],
+            [e[1].proof for e in entries], [e[2] for e in entries]]
 
 
 async def consent_history(db: Database, ctx: TenantContext, customer_id: uuid.UUID, *,

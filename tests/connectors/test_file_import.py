@@ -125,7 +125,7 @@ async def test_a_crashed_import_resumes_from_its_checkpoint(importer, monkeypatc
     run_id = (await _upload(importer, HEADER + rows))["id"]
     monkeypatch.setattr(sync, "BATCH_SIZE", 3)
     calls = 0
-    real = Ingester.ingest
+    real = Ingester.identify_batch
 
     async def crash_on_third_batch(self, records):
         nonlocal calls
@@ -134,7 +134,8 @@ async def test_a_crashed_import_resumes_from_its_checkpoint(importer, monkeypatc
             raise asyncio.CancelledError  # the worker is killed mid-run
         return await real(self, records)
 
-    monkeypatch.setattr(Ingester, "ingest", crash_on_third_batch)
+    # Batch 2 is being stored while batch 3 is identified: it still commits its checkpoint.
+    monkeypatch.setattr(Ingester, "identify_batch", crash_on_third_batch)
     with pytest.raises(asyncio.CancelledError):
         await importer.execute(run_id)
     crashed = await importer.run(run_id)
