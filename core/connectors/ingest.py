@@ -151,7 +151,8 @@ class Ingester:
                 identify_lines.append((line, slot))
         prepared = None
         if self.config is not None and identify_items:
-            prepared = events.PreparedIdentify(self.ctx, self.config, identify_items)
+            prepared = await events.PreparedIdentify.build(self.ctx, self.config,
+                                                           identify_items)
         return MappedBatch(outcome, rows, identify_items, identify_lines, prepared)
 
     async def identify_batch(self, batch: MappedBatch) -> Identified:
@@ -193,8 +194,9 @@ class Ingester:
                 properties=event.properties))
             event_lines.append(line)
         if event_items:
+            # Their customer_ids come from this batch's identify call.
             results = await events.ingest_events(self.db, self.ctx, event_items,
-                                                 source=self.source)
+                                                 source=self.source, known_customers=True)
             accepted: list[IngestedEvent] = []
             for line, item, result in zip(event_lines, event_items, results, strict=True):
                 if result.status in ("rejected", "quarantined"):

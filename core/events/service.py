@@ -63,9 +63,11 @@ _INSERT_EVENTS = """
 
 
 async def ingest_events(db: Database, ctx: TenantContext, items: Sequence[EventIn | ItemResult],
-                        *, source: str) -> list[ItemResult]:
+                        *, source: str, known_customers: bool = False) -> list[ItemResult]:
     """One result per item, in order. Items already rejected by the caller (an
-    `ItemResult`, e.g. a body that did not decode) pass through unchanged."""
+    `ItemResult`, e.g. a body that did not decode) pass through unchanged.
+    `known_customers`: the items' customer_ids come from an `identify` call the caller
+    just made (a file import), so only merges and erasures since are looked for."""
     now = datetime.now(UTC)
     results: list[ItemResult | None] = [None] * len(items)
     records: list[Record] = []
@@ -92,7 +94,8 @@ async def ingest_events(db: Database, ctx: TenantContext, items: Sequence[EventI
                 results[i] = prepared  # type: ignore[assignment]
             else:
                 quarantine.append((i, item, prepared))  # type: ignore[arg-type]
-        await resolve_fast(conn, ctx, config, records, source)
+        await resolve_fast(conn, ctx, config, records, source,
+                           known_customers=known_customers)
         await _insert_events(conn, ctx, config, [r for r in records if not r.slow
                                                  and r.error is None], results, source)
         await _quarantine(conn, ctx, quarantine, results, source)
@@ -116,19 +119,39 @@ class PreparedIdentify:
         self.items = items
         self.prepare(ctx, config)
 
+    @classmethod
+    async def build(cls, ctx: TenantContext, config: DataConfig,
+                    items: Sequence[IdentifyIn | ItemResult]) -> PreparedIdentify:
+        """Prepared likewise, yielding to the event loop every so many items (the caller
+        has other batches in flight)."""
+        self = cls.__new__(cls)
+        self.items = items
+        self._start(config)
+        for i, item in enumerate(items):
+            if i % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+            self._add(ctx, i, item)
+        return self
+
     def prepare(self, ctx: TenantContext, config: DataConfig) -> None:
+        self._start(config)
+        for i, item in enumerate(self.items):
+            self._add(ctx, i, item)
+
+    def _start(self, config: DataConfig) -> None:
         self.config, self.now = config, datetime.now(UTC)
         self.results: list[ItemResult | None] = [None] * len(self.items)
         self.records: list[Record] = []
-        for i, item in enumerate(self.items):
-            if isinstance(item, ItemResult):
-                self.results[i] = item
-                continue
-            prepared = prepare_identify(i, item, config, ctx.country, self.now)
-            if isinstance(prepared, ItemResult):
-                self.results[i] = prepared
-            else:
-                self.records.append(prepared)
+
+    def _add(self, ctx: TenantContext, i: int, item: IdentifyIn | ItemResult) -> None:
+        if isinstance(item, ItemResult):
+            self.results[i] = item
+            return
+        prepared = prepare_identify(i, item, self.config, ctx.country, self.now)
+        if isinstance(prepared, ItemResult):
+            self.results[i] = prepared
+        else:
+            self.records.append(prepared)
 
 
 async def identify(db: Database, ctx: TenantContext, items: Sequence[IdentifyIn | ItemResult],

@@ -104,7 +104,11 @@ select (select row_to_json(s) from (select unknown_events, invalid_properties, s
 """
 
 
-_SHARED_LOCK = ", pg_advisory_xact_lock_shared($1, hashtext($2)) is null as locked"
+# Ingestion's transactions also run without JIT: their statements are thousands of index
+# probes whose estimated cost (on the statistics a bulk load leaves) crosses jit_above_cost,
+# and compiling them takes longer than running them.
+_SHARED_LOCK = """, pg_advisory_xact_lock_shared($1, hashtext($2)) is null as locked,
+                    set_config('jit', 'off', true) as jit"""
 
 
 async def ensure_settings_row(conn: Connection, ctx: TenantContext) -> None:
@@ -118,7 +122,8 @@ async def ensure_settings_row(conn: Connection, ctx: TenantContext) -> None:
 async def load_data_config(conn: Connection, ctx: TenantContext, *,
                            shared_lock: tuple[int, str] | None = None) -> DataConfig:
     """`shared_lock` (class id, key): also takes that transaction-level advisory lock in
-    shared mode, in the same round trip (ingestion's identity lock)."""
+    shared mode (ingestion's identity lock) and turns JIT off for the transaction, in the
+    same round trip."""
     if shared_lock is None:
         row = await conn.fetchrow(_CONFIG_SQL)
     else:

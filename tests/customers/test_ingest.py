@@ -163,3 +163,30 @@ async def test_identifiers_seen_again_refresh_last_seen_at_most_hourly(tenant, d
             """select value, extract(epoch from now() - last_seen) from identifiers
                where kind = 'app_user_id' and value = any($1::text[])""", [stale, fresh]))
     assert ages[stale] < 60 and 500 < ages[fresh] < 700
+
+
+async def test_known_customer_ids_still_follow_merges_and_refuse_erased_profiles(tenant, db):
+    """A file import names the profiles it has just identified (`known_customers`): only
+    what may have happened since (a merge, an erasure) is checked."""
+    from core.events.schemas import EventIn
+    from core.events.service import ingest_events
+    from tenants.context import SYSTEM
+    from tenants.service import tenant_context
+
+    ctx = await tenant_context(db, tenant.id, SYSTEM)
+    email, uid = f"{unique('k')}@laposte.net", unique("k")
+
+    async def identify(identifiers):
+        return (await tenant.post("/identify", {"identifiers": identifiers})).json()[
+            "customer_id"]
+
+    older, newer = await identify({"email": email}), await identify({"app_user_id": uid})
+    assert await identify({"email": email, "app_user_id": uid}) == older
+    erased, plain = await identify({"app_user_id": unique("e")}), await identify(
+        {"app_user_id": unique("p")})
+    assert (await tenant.post(f"/customers/{erased}/erase")).status_code == 200
+    results = await ingest_events(db, ctx, [
+        EventIn(message_id=unique("k"), type="app_opened", customer_id=uuid.UUID(cid))
+        for cid in (newer, erased, plain)], source="import", known_customers=True)
+    assert [(r.status, str(r.customer_id) if r.customer_id else r.field) for r in results] == [
+        ("accepted", older), ("rejected", "items[1].customer_id"), ("accepted", plain)]
