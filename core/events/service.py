@@ -49,7 +49,6 @@ _YIELD_EVERY = 500
 # Rows arrive sorted by message_id (bytewise, as `collate "C"` compares; the sort then only
 # checks the order) so concurrent batches take index locks in the same order.
 _INSERT_EVENTS = """
-    with stored as (
       insert into events (tenant_id, message_id, customer_id, type, occurred_at, properties,
                           source)
       select $1, u.m, u.c, u.t, u.o, u.p, $2
@@ -57,7 +56,11 @@ _INSERT_EVENTS = """
                       unnest($5::text::text[]), unnest($6::text::timestamptz[]),
                       jsonb_array_elements($7::text::jsonb)) as u(m, c, t, o, p)
       order by u.m collate "C"
-      {conflict}
+"""
+# After a conflict: the rows stored, named when some were replays.
+_INSERT_EVENTS_SKIPPING_REPLAYS = f"""
+    with stored as ({_INSERT_EVENTS}
+      on conflict (tenant_id, message_id) do nothing
       returning message_id)
     select count(*), case when count(*) < $8 then array_agg(message_id) end from stored"""
 
@@ -223,13 +226,14 @@ async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfi
             # than the insert itself. A batch holding a replay (or racing a concurrent one)
             # fails as a whole at its first duplicate: then ON CONFLICT decides.
             async with conn.transaction():
-                row = await conn.fetchrow(_INSERT_EVENTS.format(conflict=""), *args)
+                await conn.execute(_INSERT_EVENTS, *args[:-1])
+            inserted = len(with_event)
         except asyncpg.UniqueViolationError:
-            row = await conn.fetchrow(_INSERT_EVENTS.format(
-                conflict="on conflict (tenant_id, message_id) do nothing"), *args)
-        if row[0] < len(with_event):  # some were replays: name them
-            stored = set(row[1] or ())
-        if config.has_quarantine and row[0]:
+            row = await conn.fetchrow(_INSERT_EVENTS_SKIPPING_REPLAYS, *args)
+            inserted = row[0]
+            if inserted < len(with_event):  # some were replays: name them
+                stored = set(row[1] or ())
+        if config.has_quarantine and inserted:
             # A quarantined event sent again once the plan accepts it leaves the quarantine.
             await conn.execute(
                 """delete from event_quarantine
