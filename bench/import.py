@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from core.connectors import runs
 from core.connectors.ingest import build_mapper
@@ -155,18 +156,44 @@ class ServiceClock:
             setattr(event_service, name, real)
 
 
+def _backend_cpu(database: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to `database` (Linux
+    /proc, so a local server only; 0 when none is visible). The database is this run's
+    own, so on a shared server too this is what the import costs PostgreSQL."""
+    total, tag = 0, f" {database} ".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if tag not in f.read().replace(b"\0", b" "):
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 async def _import(db, settings, plugins, box, ctx, path: Path
-                  ) -> tuple[float, int, dict, float]:
+                  ) -> tuple[float, int, dict, float, tuple[float, float]]:
+    """Seconds, peak RSS, the run's row, seconds inside the services, and the CPU
+    seconds of this process and of the database's backends."""
     async with db.tenant_tx(ctx) as conn:
         run = await runs.create_run(conn, ctx, "ticketing", "path", path.name, str(path))
+    database = urlsplit(settings.database_url).path.lstrip("/")
     with PeakRss() as rss, ServiceClock() as services:
+        cpu, pg = time.process_time(), _backend_cpu(database)
         started = time.perf_counter()
         await execute_run(db, ctx, plugins, box, settings, run.id)
         took = time.perf_counter() - started
+        cpu, pg = time.process_time() - cpu, _backend_cpu(database) - pg
     async with db.tenant_tx(ctx) as conn:
         row = await conn.fetchrow("select status, rows_read, rows_accepted, rows_rejected, "
                                   "error from connector_runs where id = $1", run.id)
-    return took, rss.peak, dict(row), services.seconds
+    return took, rss.peak, dict(row), services.seconds, (cpu, pg)
 
 
 async def _map_only(db, ctx, path: Path) -> float:
@@ -206,13 +233,17 @@ async def run(rows: int, small: int) -> dict[str, float]:
             results = {}
             for label, ctx, path, count in (("small", ctx_small, small_file, small),
                                             ("large", ctx_large, large_file, rows)):
-                took, peak, row, inside = await _import(db, settings, plugins, box, ctx, path)
+                took, peak, row, inside, (cpu, pg) = await _import(db, settings, plugins,
+                                                                   box, ctx, path)
                 assert row["status"] == "succeeded", row
                 assert row["rows_read"] == count and row["rows_rejected"] == 0, row
                 results[label] = (took, peak)
                 print(f"import    {label:<5} full pipeline    {count:>9,} rows {took:7.1f} s "
                       f"{count / took:>9,.0f} rows/s   peak RSS {peak / 2**20:6.0f} MiB   "
                       f"in identify + ingest_events: {inside / took:.0%}")
+                print(f"          CPU µs/row: python {cpu / count * 1e6:.1f}"
+                      + (f", postgres {pg / count * 1e6:.1f}" if pg else "")
+                      + f" (2 cores: {(cpu + pg) / took:.2f} busy on average)")
             rate = rows / results["large"][0]
             growth = results["large"][1] / results["small"][1]
             print(f"import / read+map: {rate / (rows / mapped):.2f}   "
