@@ -82,13 +82,13 @@ async def _measure(name: str, total: int, concurrency: int, deadline_s: float,
     return result
 
 
-def _start_server(settings, port: int) -> subprocess.Popen:
-    """The production entry point (`app_from_environment`), one uvicorn process."""
+def _start_server(settings, port: int, workers: int = 1) -> subprocess.Popen:
+    """The production entry point (`app_from_environment`) under uvicorn."""
     env = environment_for(settings) | {"PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:app_from_environment", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--no-access-log"], env=env, cwd=ROOT)
+         "--no-access-log", "--workers", str(workers)], env=env, cwd=ROOT)
 
 
 async def _wait_ready(url: str, process: subprocess.Popen) -> None:

@@ -17,22 +17,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import subprocess
-import sys
 import time
 import uuid
 from urllib.parse import urlsplit
 
 import asyncpg
 
-from bench.oauth import ROOT, _free_port, _percentile, _wait_ready
+from bench.oauth import _free_port, _percentile, _start_server, _wait_ready
 from core.auth import service as keys
 from core.auth.schemas import ApiKeyCreate
 from core.bootstrap import dsn_for
 from core.db import Database, _init_connection
 from core.events.schemas import Identifiers, IdentifyIn
 from core.events.service import identify
-from core.runtime import environment_for
 from tenants import service as tenants
 from tenants.context import HqContext
 from tenants.schemas import TenantCreate
@@ -162,11 +159,7 @@ async def run(customers: int, seconds: float, workers: int, concurrency: int) ->
         print(f"{customers} profiles loaded")
         await sql_phase(services, db, tenant.id, ids)
 
-        env = environment_for(settings) | {"PYTHONPATH": str(ROOT)}
-        server = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
-            [sys.executable, "-m", "uvicorn", "api.app:app_from_environment", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-             "--no-access-log", "--workers", str(workers)], env=env, cwd=ROOT)
+        server = _start_server(settings, port, workers)
         await _wait_ready(f"http://127.0.0.1:{port}", server)
         profile_paths = [f"/v1/tenants/{tenant.id}/customers/{cid}" for cid in ids[:5000]]
         print(f"HTTP, {workers} uvicorn worker(s), {concurrency} connections, {seconds:.0f} s "
