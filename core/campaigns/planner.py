@@ -95,7 +95,7 @@ async def _filter(conn: Connection, spec: plan.PlanSpec, ids: list[uuid.UUID], *
         await pressure.apply_caps(conn, list(spec.rules), candidates="plan_m",
                                   priority=spec.priority, step=plan.PRESSURE_STEP,
                                   lock_rows=ctx is not None)
-    await plan.dedupe(conn, spec)
+    await plan.dedupe(conn, spec, ids)
 
 
 async def plan_batch(db: Database, ctx: TenantContext, campaign_id: str,

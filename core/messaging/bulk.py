@@ -5,7 +5,7 @@ campaign cancelled).
 `enqueue_chosen` is the set-based twin of
 `insert_planned` — same columns, same deterministic ids (computed in SQL, see
 `core.campaigns.plan.choose`; a test holds them to `core.messaging.ids.message_id`), same
-`on conflict do nothing` and initial `planned` event — for rows already in a temporary
+`on conflict do nothing`, no event row (`planned` is implied by the row) — for rows already in a temporary
 table: half a million messages never travel through Python (building and encoding them
 there cost more than the whole rest of a plan).
 """
@@ -35,9 +35,7 @@ async def enqueue_chosen(conn: Connection, ctx: TenantContext, *, table: str,
                    'planned'
             from {table} c
             on conflict (tenant_id, id) do nothing
-            returning id, status),
-        events as (insert into message_events (tenant_id, message_id, status)
-                   select $1, id, status from new)
+            returning 1)
         select count(*) from new""", ctx.tenant_id, purpose, priority, source_id, data))
 
 

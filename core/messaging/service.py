@@ -73,8 +73,10 @@ async def insert_planned(conn: Connection, ctx: TenantContext,
                    on conflict (tenant_id, id) do nothing
                    returning id, status, status_reason)
                , events as (
+                   -- `planned` is implied by the row (see PLANNED_EVENT); a message
+                   -- born decided (skipped, failed) records that decision.
                    insert into message_events (tenant_id, message_id, status, reason)
-                   select $1, id, status, status_reason from new)
+                   select $1, id, status, status_reason from new where status <> 'planned')
                select id from new""",
             ctx.tenant_id, now, chunk_ids,
             [m.customer_id for m in chunk], [m.channel for m in chunk],
@@ -125,7 +127,8 @@ async def fetch_message(conn: Connection, msg_id: str) -> Message | None:
     events = await conn.fetch(
         """select status, at, reason, details from message_events where message_id = $1
            order by id""", msg_id)
-    return _message(row, [MessageEvent(**dict(e)) for e in events])
+    return _message(row, [MessageEvent(status="planned", at=row["planned_at"])]
+                    + [MessageEvent(**dict(e)) for e in events])
 
 
 async def get_message(db: Database, ctx: TenantContext, msg_id: str) -> Message:
@@ -168,10 +171,14 @@ TIMELINE_BRANCH = """select 'message'::text as kind, m.planned_at as at, m.id as
                'source_id', m.source_id, 'sent_at', m.sent_at, 'delivered_at', m.delivered_at,
                'opened_at', m.opened_at, 'clicked_at', m.clicked_at,
                'unsubscribed_at', m.unsubscribed_at,
-               'history', (select jsonb_agg(jsonb_build_object('status', e.status, 'at', e.at,
-                                                              'reason', e.reason) order by e.id)
-                           from message_events e
-                           where e.tenant_id = m.tenant_id and e.message_id = m.id)) as data
+               'history', jsonb_build_array(jsonb_build_object(
+                              'status', 'planned', 'at', m.planned_at, 'reason', null))
+                          || coalesce((select jsonb_agg(jsonb_build_object(
+                                  'status', e.status, 'at', e.at, 'reason', e.reason)
+                                  order by e.id)
+                              from message_events e
+                              where e.tenant_id = m.tenant_id and e.message_id = m.id),
+                              '[]')) as data
     from messages m where m.customer_id = any($1::uuid[])"""
 
 

@@ -186,7 +186,7 @@ async def apply_caps(conn: Connection, rules: list[CapRule], *, candidates: str,
             update plan_x x set pending = false from locked l
             where x.id = l.id and l.status <> 'planned'
               and l.status <> all($1::text[])""", list(NOT_COUNTED))
-    await conn.execute("analyze plan_x")
+    await conn.execute("analyze plan_x (id, customer_id, pending)")
     # Each candidate x applicable rule: its period, and what is counted in it.
     rules_sql, rule_args = rules_table(rules, 2)
     await conn.execute(f"""
