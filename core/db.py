@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -37,6 +37,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 async def scope_to_tenant(conn: Connection, tenant_id: str) -> None:
     """Must run inside a transaction: the setting is transaction-local (`true`)."""
     await conn.execute("select set_config('relais.tenant_id', $1, true)", tenant_id)
+
+
+async def fetch_first(conn: Connection, sql: str, *args: Any) -> asyncpg.Record | None:
+    """The first row of a heavy read (a segment count, a scan of every profile), where
+    `fetchrow`/`fetchval` would cost parallelism: they ask the server for at most one row,
+    and PostgreSQL never runs a query in parallel when its portal has a row limit."""
+    rows = await conn.fetch(sql, *args)
+    return rows[0] if rows else None
 
 
 class Database:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-from core.db import Connection, Database
+from core.db import Connection, Database, fetch_first
 from core.errors import NotFound
 from core.lifecycle.model import KIND, resolved_rules, stage_model
 from core.lifecycle.schemas import RunMode, StageRun
@@ -74,11 +74,11 @@ async def _assign(conn: Connection, ctx: TenantContext, run_id: int, mode: RunMo
     changed = await conn.fetchval("select count(*) from lifecycle_changes")
     count = "select count(*) from customers c where merged_into is null and erased_at is null"
     if only is None:
-        evaluated = await conn.fetchval(count)
+        evaluated = (await fetch_first(conn, count))[0]
     else:
-        evaluated = await conn.fetchval(
-            count + " and c.id in (" + _NEW_ACTIVITY.format("$1", "$2", "$3") + ")",
-            previous, watermark, sorted(SYSTEM_EVENTS))
+        evaluated = (await fetch_first(
+            conn, count + " and c.id in (" + _NEW_ACTIVITY.format("$1", "$2", "$3") + ")",
+            previous, watermark, sorted(SYSTEM_EVENTS)))[0]
     before = await conn.fetchval("select coalesce(max(id), 0) from events")
     if changed:
         await conn.execute("""update customers c set stage = x.new_stage

@@ -2,12 +2,12 @@
 messages set-based, and skipping planned messages (displaced by arbitration, or their
 campaign cancelled).
 
-`enqueue_chosen` is the set-based twin of
-`insert_planned` — same columns, same deterministic ids (computed in SQL, see
-`core.campaigns.plan.choose`; a test holds them to `core.messaging.ids.message_id`), same
-`on conflict do nothing`, no event row (`planned` is implied by the row) — for rows already in a temporary
-table: half a million messages never travel through Python (building and encoding them
-there cost more than the whole rest of a plan).
+`enqueue_chosen` is the set-based twin of `insert_planned` — same columns, same
+deterministic ids (computed in SQL, see `core.campaigns.plan.choose`; a test holds them to
+`core.messaging.ids.message_id`), same `on conflict do nothing`, no event row (`planned` is
+implied by the row) — for rows already in a temporary table: half a million messages never
+travel through Python (building and encoding them there cost more than the whole rest of
+a plan).
 """
 
 from __future__ import annotations

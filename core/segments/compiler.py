@@ -9,6 +9,9 @@ Shape of every compiled query:
     select ... from customers c left join ev ... left join idn ... left join cns ...
     where c.merged_into is null and c.erased_at is null and <boolean expression>
 
+(or, when the segment needs an events row and reads no profile column, driven by `ev`
+alone: see `_FROM_EVENTS`).
+
 Each related table is read once, whatever the number of conditions on it (aggregates use
 `FILTER`), and joined by hash: no per-customer subqueries, no Python loops. Every value is
 a bind parameter; field and property names only reach the SQL text as quoted identifiers
@@ -47,16 +50,31 @@ class _Source:
     required: list[str] = field(default_factory=list)
 
 
+# The live profiles, read from `customers c` (conditions on profile fields need the row).
+_FROM_PROFILES = "customers c"
+_LIVE_PROFILES = "c.merged_into is null and c.erased_at is null"
+# Driven by the events aggregate when a segment needs an events row and reads nothing of
+# the profile but its id: `c.id` is then the event's customer, and the live-profile test
+# is an anti-join with the few merged or erased profiles (partial index
+# customers_merged_or_erased) instead of reading every profile. Sound because profiles
+# are never deleted: every event's customer has a row.
+_FROM_EVENTS = "ev cross join lateral (select ev.customer_id as id) c"
+_LIVE_EVENT_CUSTOMERS = ("not exists (select 1 from customers x where x.id = ev.customer_id "
+                         "and (x.merged_into is not null or x.erased_at is not null))")
+
+
 @dataclass
 class Compiled:
     ctes: str
     joins: str
     where: str
     args: list[Any]
+    source: str = _FROM_PROFILES
+    live: str = _LIVE_PROFILES
 
     def select(self, columns: str, tail: str = "") -> tuple[str, list[Any]]:
-        sql = (f"{self.ctes} select {columns} from customers c {self.joins} "
-               f"where c.merged_into is null and c.erased_at is null and {self.where} {tail}")
+        sql = (f"{self.ctes} select {columns} from {self.source} {self.joins} "
+               f"where {self.live} and {self.where} {tail}")
         return sql, self.args
 
     def bind(self, value: Any, cast: str) -> str:
@@ -83,6 +101,7 @@ class Compiler:
         self.event_types: set[str] = set()
         self.lower_bounds: list[datetime | None] = []
         self._expanding: list[str] = []
+        self.reads_profile = False  # some condition of `where` reads a profile column
 
     def bind(self, value: Any, cast: str) -> str:
         self.args.append(value)
@@ -343,6 +362,7 @@ class Compiler:
         """`only`: a subquery of customer ids the query is limited to (an incremental
         run); related tables are then read for those customers only."""
         ctes, joins = [], []
+        events_drive = bool(self.ev.columns and self.ev.required) and not self.reads_profile
         if only is not None:
             where = f"c.id in ({only}) and {where}"
         if self.profile_filter is not None:
@@ -363,7 +383,8 @@ class Compiler:
                           f"{', '.join(self.property_columns)} from events e where {pre})")
                 pre = "true"
             ctes.append(self._aggregate(self.ev, events, "e", pre))
-            joins.append(self._join(self.ev))
+            if not events_drive:
+                joins.append(self._join(self.ev))
         for source, table, letter in ((self.idn, "identifiers", "i"), (self.cns, "consents", "k")):
             if source.columns:
                 pre = "(" + (" or ".join(source.prefilter) or "true") + ")"
@@ -371,8 +392,11 @@ class Compiler:
                     pre += f" and {letter}.customer_id in ({only})"
                 ctes.append(self._aggregate(source, table, letter, pre))
                 joins.append(self._join(source))
-        return Compiled(ctes=("with " + ", ".join(ctes)) if ctes else "",
-                        joins=" ".join(joins), where=where, args=self.args)
+        compiled = Compiled(ctes=("with " + ", ".join(ctes)) if ctes else "",
+                            joins=" ".join(joins), where=where, args=self.args)
+        if events_drive:
+            compiled.source, compiled.live = _FROM_EVENTS, _LIVE_EVENT_CUSTOMERS
+        return compiled
 
 
     @staticmethod
@@ -404,6 +428,7 @@ class Compiler:
                 continue
             self.uses = set()
             sql = self.condition(part)
+            self.reads_profile |= "c" in self.uses
             if len(self.uses) == 1:
                 (alias,) = self.uses
                 if alias in self.sources and requires_row(part, alias, self.segments):

@@ -10,7 +10,7 @@ import asyncpg
 import msgspec
 
 from core.audit.service import record_hq
-from core.db import Connection, Database
+from core.db import Connection, Database, fetch_first
 from core.errors import Conflict, InvalidInput, NotFound
 from core.lifecycle.model import global_stage_names
 from core.pagination import Page, check_limit, decode_cursor, page_of
@@ -156,7 +156,7 @@ async def preview_global(db: Database, data: PreviewRequest, *,
 
     async def count(conn: Connection, _tenant: str) -> int:
         await conn.execute(WORK_MEM)
-        return await conn.fetchval(sql, *args)
+        return (await fetch_first(conn, sql, *args))[0]
 
     tenants = tenant_ids if tenant_ids is not None else await list_tenant_ids(db)
     counts = await db.for_each_tenant(tenants, count)

@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 
 from core.audit.service import record
-from core.db import Connection, Database
+from core.db import Connection, Database, fetch_first
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.lifecycle.model import stage_names_in
 from core.pagination import Page, check_limit, decode_cursor, page_of
@@ -97,11 +97,11 @@ async def count_and_sample(conn: Connection, compiled: Compiled, sample_size: in
     await conn.execute(WORK_MEM)
     if sample_size == 0:
         sql, args = compiled.select("count(*)")
-        return await conn.fetchval(sql, *args), []
+        return (await fetch_first(conn, sql, *args))[0], []
     inner, args = compiled.select("c.id")
     limit = compiled.bind(sample_size, "int")
-    row = await conn.fetchrow(
-        f"""with m as materialized ({inner})
+    row = await fetch_first(
+        conn, f"""with m as materialized ({inner})
             select (select count(*) from m) as total,
                    (select coalesce(json_agg(s order by s.id), '[]') from (
                         select c.id, c.first_name, c.last_name, c.email, c.stage

@@ -80,18 +80,24 @@ def customers(draw) -> list[Customer]:
             consents={(ch, p): s for ch, p, s in draw(st.lists(st.tuples(
                 st.sampled_from(["email", "sms"]), st.sampled_from(["marketing", "loyalty"]),
                 st.sampled_from(["granted", "denied", "withdrawn"])), max_size=3))},
+            gone=draw(st.sampled_from([None, None, None, None, "merged", "erased"])),
         ))
     unique = {c.id: c for c in out}
     return list(unique.values())
 
 
+# Where merged profiles went (not one of the dataset's: only "merged or not" matters here).
+_SURVIVOR = uuid.UUID(int=2**100)
+
+
 async def load(conn: Connection, tenant_id: str, people: list[Customer]) -> None:
     await conn.executemany(
         """insert into customers (tenant_id, id, country, first_name, birth_date, stage,
-                                  attributes, created_at)
-           values ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                                  attributes, created_at, merged_into, erased_at)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
         [(tenant_id, uuid.UUID(c.id), c.fields["country"], c.fields["first_name"],
-          c.fields["birth_date"], c.fields["stage"], c.attributes, c.fields["created_at"])
+          c.fields["birth_date"], c.fields["stage"], c.attributes, c.fields["created_at"],
+          _SURVIVOR if c.gone == "merged" else None, NOW if c.gone == "erased" else None)
          for c in people])
     await conn.executemany(
         """insert into events (tenant_id, message_id, customer_id, type, occurred_at,

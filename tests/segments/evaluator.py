@@ -25,6 +25,9 @@ class Customer:
     events: list[Event] = field(default_factory=list)
     identifiers: set[str] = field(default_factory=set)  # kinds
     consents: dict[tuple[str, str], str] = field(default_factory=dict)  # (channel, purpose)
+    # "merged" (into another profile) or "erased": no longer anyone's member, though its
+    # rows (events...) are still there
+    gone: str | None = None
 
 
 @dataclass
@@ -77,7 +80,7 @@ class Evaluator:
         self.vocab, self.now, self.segments = vocab, now, segments or {}
 
     def members(self, node: d.Condition, customers: Iterable[Customer]) -> set[str]:
-        return {c.id for c in customers if self.matches(node, c)}
+        return {c.id for c in customers if c.gone is None and self.matches(node, c)}
 
     def matches(self, node: d.Condition, c: Customer) -> bool:
         match node:

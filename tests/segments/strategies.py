@@ -153,3 +153,15 @@ def definitions() -> st.SearchStrategy[d.Condition]:
             st.builds(d.Or, conditions=st.lists(children, min_size=1, max_size=3)),
             st.builds(d.Not, condition=children)),
         max_leaves=5)
+
+
+def event_driven() -> st.SearchStrategy[d.Condition]:
+    """Conjunctions of event conditions (and identifier or consent tests), which the
+    compiler may drive from the events aggregate instead of the profiles."""
+    return st.builds(d.And, conditions=st.lists(st.one_of(
+        _event(), _event(), _rfm(), _trend(),
+        st.builds(d.IdentifierCondition, kind=st.sampled_from(["email", "phone"]),
+                  present=st.booleans()),
+        st.builds(d.ConsentCondition, channel=st.just("email"),
+                  purpose=st.just("marketing"),
+                  status=st.sampled_from(["granted", "unknown"]))), min_size=1, max_size=3))
