@@ -7,6 +7,7 @@ the history answers "since when and on what proof", which is what a regulator as
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,32 +29,38 @@ from core.identity.resolve import lock_shared
 from core.pagination import Page, check_limit, decode_cursor, page_of
 from tenants.context import TenantContext
 
-_CONSENT_COLS = "channel, purpose, status, legal_basis, source, proof, updated_at"
+CONSENT_COLS = "channel, purpose, status, legal_basis, source, proof, updated_at"
+PREFERENCE_COLS = "channels, language, quiet_start, quiet_end, timezone, updated_at"
+SUBSCRIPTION_COLS = "kind, ref"
 
 
 async def fetch_consents(conn: Connection, customer_id: uuid.UUID) -> list[Consent]:
     rows = await conn.fetch(
-        f"select {_CONSENT_COLS} from consents where customer_id = $1 order by channel, purpose",
+        f"select {CONSENT_COLS} from consents where customer_id = $1 order by channel, purpose",
         customer_id)
     return [Consent(**dict(r)) for r in rows]
 
 
 async def fetch_preferences(conn: Connection, customer_id: uuid.UUID) -> Preferences | None:
     row = await conn.fetchrow(
-        """select channels, language, quiet_start, quiet_end, timezone, updated_at
-           from preferences where customer_id = $1""", customer_id)
+        f"select {PREFERENCE_COLS} from preferences where customer_id = $1", customer_id)
     subs = await conn.fetch(
-        "select kind, ref from transit_subscriptions where customer_id = $1 order by kind, ref",
-        customer_id)
+        f"select {SUBSCRIPTION_COLS} from transit_subscriptions where customer_id = $1 "
+        "order by kind, ref", customer_id)
+    return preferences_of(row, subs)
+
+
+def preferences_of(row: Any, subs: Sequence[Any]) -> Preferences | None:
+    """From a `PREFERENCE_COLS` row (or None) and `SUBSCRIPTION_COLS` rows, by position."""
     if row is None and not subs:
         return None
-    quiet = (QuietHours(start=row["quiet_start"], end=row["quiet_end"])
-             if row and row["quiet_start"] is not None else None)
-    return Preferences(channels=list(row["channels"]) if row else [],
-                       language=row["language"] if row else None, quiet_hours=quiet,
-                       timezone=row["timezone"] if row else None,
-                       subscriptions=[Subscription(kind=s["kind"], ref=s["ref"]) for s in subs],
-                       updated_at=row["updated_at"] if row else None)
+    channels, language, quiet_start, quiet_end, timezone, updated_at = \
+        row if row is not None else ([], None, None, None, None, None)
+    quiet = QuietHours(start=quiet_start, end=quiet_end) if quiet_start is not None else None
+    return Preferences(channels=list(channels), language=language, quiet_hours=quiet,
+                       timezone=timezone,
+                       subscriptions=[Subscription(kind=kind, ref=ref) for kind, ref in subs],
+                       updated_at=updated_at)
 
 
 async def _live_customer(conn: Connection, customer_id: uuid.UUID) -> uuid.UUID:
@@ -93,7 +100,7 @@ async def set_consents(db: Database, ctx: TenantContext, customer_id: uuid.UUID,
                 ctx.tenant_id, cid, *values, at, ctx.actor.label)
             # Only a decision at least as recent as the current one becomes the state.
             await conn.execute(
-                f"""insert into consents (tenant_id, customer_id, {_CONSENT_COLS})
+                f"""insert into consents (tenant_id, customer_id, {CONSENT_COLS})
                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                     on conflict (tenant_id, customer_id, channel, purpose) do update
                       set status = excluded.status, legal_basis = excluded.legal_basis,
@@ -180,7 +187,7 @@ async def set_consents_many(db: Database, ctx: TenantContext,
                 ctx.tenant_id, ctx.actor.label, *_columns(history))
             state = sorted(latest.values(), key=lambda e: (e[0], e[1].channel, e[1].purpose))
             await conn.execute(
-                f"""insert into consents (tenant_id, customer_id, {_CONSENT_COLS})
+                f"""insert into consents (tenant_id, customer_id, {CONSENT_COLS})
                     select $1, s.c, s.ch, s.pu, s.st, s.lb, s.so, s.pr, s.at
                     from unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                                 $7::text[], $8::text[], $9::timestamptz[])

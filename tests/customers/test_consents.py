@@ -35,6 +35,7 @@ async def test_consents_keep_the_latest_decision_and_the_full_history(tenant):
     assert history[-1]["proof"] == "form v3, checkbox ticked"
     view = (await tenant.get(f"/customers/{cid}")).json()
     assert len(view["consents"]) == 2
+    assert view["consents"] == (await tenant.get(f"/customers/{cid}/consents")).json()
 
 
 async def test_consent_input_is_checked(tenant):
@@ -69,6 +70,10 @@ async def test_preferences_with_quiet_hours_and_line_subscriptions(tenant):
     assert r.json()["subscriptions"] == [{"kind": "line", "ref": "C3"}]
     assert (await tenant.get(f"/customers/{cid}/preferences")).json()["timezone"] == \
         "Europe/Paris"
+    # the 360 view (one statement) shows the same preferences as their own endpoint
+    view = (await tenant.get(f"/customers/{cid}")).json()
+    assert view["preferences"] == (await tenant.get(f"/customers/{cid}/preferences")).json()
+    assert view["preferences"]["quiet_hours"] == {"start": "21:30:00", "end": "07:00:00"}
     r = await tenant.put(f"/customers/{cid}/preferences", dict(prefs, timezone="Mars/Base"))
     assert r.status_code == 422 and r.json()["field"] == "timezone"
     r = await tenant.put(f"/customers/{cid}/preferences", dict(prefs, channels=["sms", "sms"]))
