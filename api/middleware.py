@@ -1,6 +1,10 @@
 """Request pipeline for `/v1`: request id + access log → authentication → rate limit →
 tenant scope. Tenant scoping happens here, before any body is parsed, so a caller can't
-learn anything about another tenant's routes: every such request ends in the same 404."""
+learn anything about another tenant's routes: every such request ends in the same 404.
+
+The public OAuth endpoints (`/oauth/*`) are limited in their controllers instead
+(`core.oauth.limits`): their budget is per client_id, which travels in the form body, and a
+middleware must not consume the body before the handler."""
 
 from __future__ import annotations
 
@@ -101,12 +105,19 @@ class AuthMiddleware(ASGIMiddleware):
         async def send_with_limits(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableScopeHeaders.from_message(message)
-                headers["RateLimit-Limit"] = str(decision.limit)
-                headers["RateLimit-Remaining"] = str(decision.remaining)
-                headers["RateLimit-Reset"] = str(decision.reset_in)
+                for name, value in rate_limit_headers(decision).items():
+                    headers[name] = value
             await send(message)
 
         await next_app(scope, receive, send_with_limits)
+
+
+def rate_limit_headers(decision: ratelimit.RateDecision) -> dict[str, str]:
+    """The `RateLimit-*` headers of a decision: every rate-limited route, `/v1` or the OAuth
+    endpoints, tells the caller its budget the same way."""
+    return {"RateLimit-Limit": str(decision.limit),
+            "RateLimit-Remaining": str(decision.remaining),
+            "RateLimit-Reset": str(decision.reset_in)}
 
 
 def _bearer(scope: Scope) -> str:

@@ -30,6 +30,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # runs can share one Redis.
     redis_prefix: str = "relais"
     rate_limit_per_minute: int = 600
+    # Public OAuth endpoints (no API key to count by): requests per minute per client_id the
+    # request names, and per remote address; see core/oauth/limits.py for the budgets' shape.
+    oauth_client_rate_limit_per_minute: int = 300
+    oauth_address_rate_limit_per_minute: int = 600
     max_body_bytes: int = 1_048_576 + 65_536
     db_pool_min: int = 2
     db_pool_max: int = 10
@@ -57,7 +61,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 _INT_FIELDS = {
     "port", "rate_limit_per_minute", "max_body_bytes", "db_pool_min", "db_pool_max",
-    "audit_retention_days", "auth_cache_seconds",
+    "audit_retention_days", "auth_cache_seconds", "oauth_client_rate_limit_per_minute",
+    "oauth_address_rate_limit_per_minute",
 }
 
 

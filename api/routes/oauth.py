@@ -1,9 +1,13 @@
 """OAuth2 for partner tools: HQ client registry, tenant access policy and grants (`/v1`),
 and the public protocol endpoints (`/oauth/*`, `/.well-known/*`, outside the API-key
-middleware). Protocol answers follow RFC 6749 (JSON `error`), not problem details."""
+middleware). Protocol answers follow RFC 6749 (JSON `error`), not problem details.
+
+Every `/oauth/*` route is rate-limited here (`core.oauth.limits`) rather than in the
+middleware: the budget is per client_id, which the token endpoints receive in the form body."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -14,7 +18,10 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Response
 
 from api.deps import Ctx, CursorParam, Db, Hq, LimitParam
-from core.oauth import clients, service
+from api.middleware import rate_limit_headers
+from core.db import Database
+from core.errors import RateLimited
+from core.oauth import clients, limits, service
 from core.oauth.consent import (
     SESSION_COOKIE,
     SESSION_TTL,
@@ -28,10 +35,13 @@ from core.oauth.consent import (
 from core.oauth.flows import (
     Consent,
     ConsentError,
+    Params,
     Reply,
+    claimed_client_id,
     decide_authorization,
     introspection_endpoint,
     metadata,
+    rate_limited,
     review_authorization,
     revocation_endpoint,
     token_endpoint,
@@ -161,6 +171,27 @@ def _page(template: str, title: str, status: int = 200, **values: Any) -> Respon
                     media_type="text/html; charset=utf-8")
 
 
+def _with_limits(response: Response, verdict: limits.Verdict) -> Response:
+    response.headers.update(rate_limit_headers(verdict.decision))
+    return response
+
+
+async def _count(request: Request, group: limits.Group,
+                 client_id: str | None) -> limits.Verdict:
+    state = request.app.state
+    return await limits.check(state.redis, state.settings, group,
+                              request.client.host if request.client else None, client_id)
+
+
+async def _count_page(request: Request, params: list[tuple[str, str]]) -> limits.Verdict:
+    """Pages answer an exhausted budget with problem details: the request is refused before
+    the client is looked up, so there is no trusted redirect URI to send an OAuth error to."""
+    verdict = await _count(request, "pages", dict(params).get("client_id"))
+    if not verdict.allowed:
+        raise RateLimited(verdict.message, retry_after=verdict.decision.reset_in)
+    return verdict
+
+
 def _error_page(message: str, status: int = 400) -> Response:
     return _page("error.html", "Access request", status, message=message)
 
@@ -201,6 +232,11 @@ def _consent_page(request: Request, consent: Consent, session: Session,
 async def authorize_page(request: Request) -> Response:
     """The authorisation endpoint: sign-in page, then the consent page."""
     params = auth_request_params(request.query_params.multi_items())
+    verdict = await _count_page(request, params)
+    return _with_limits(await _authorization(request, params), verdict)
+
+
+async def _authorization(request: Request, params: list[tuple[str, str]]) -> Response:
     session = _signer(request).load(request.cookies.get(SESSION_COOKIE))
     named_tenant = dict(params).get("tenant")
     if session is not None and session.signed_in and named_tenant \
@@ -223,7 +259,13 @@ async def authorize_page(request: Request) -> Response:
       include_in_schema=False, status_code=303)
 async def authorize_sign_in(request: Request) -> Response:
     pairs = await _form(request)
-    params, form = auth_request_params(pairs), dict(pairs)
+    params = auth_request_params(pairs)
+    verdict = await _count_page(request, params)
+    return _with_limits(await _sign_in(request, params, dict(pairs)), verdict)
+
+
+async def _sign_in(request: Request, params: list[tuple[str, str]],
+                   form: dict[str, str]) -> Response:
     back = Response(content=b"", status_code=303,
                     headers={"Location": f"/oauth/authorize?{urlencode(params)}"})
     session = _signer(request).load(request.cookies.get(SESSION_COOKIE))
@@ -249,7 +291,13 @@ async def authorize_sign_in(request: Request) -> Response:
       status_code=302)
 async def authorize_decision(request: Request) -> Response:
     pairs = await _form(request)
-    params, form = auth_request_params(pairs), dict(pairs)
+    params = auth_request_params(pairs)
+    verdict = await _count_page(request, params)
+    return _with_limits(await _decision(request, params, dict(pairs)), verdict)
+
+
+async def _decision(request: Request, params: list[tuple[str, str]],
+                    form: dict[str, str]) -> Response:
     session = _signer(request).load(request.cookies.get(SESSION_COOKIE))
     if session is None or not session.signed_in or not _signer(request).csrf_ok(
             session, "consent", params, form.get("csrf_token")):
@@ -274,22 +322,34 @@ async def authorize_decision(request: Request) -> Response:
       summary="Token endpoint (RFC 6749): authorization_code, refresh_token, "
               "client_credentials")
 async def token(request: Request) -> Response:
-    return _send(await token_endpoint(request.app.state.db, _issuer(request),
-                                      request.headers, await _form(request)))
+    return await _protocol(request, token_endpoint)
 
 
 @post("/oauth/revoke", opt={"public": True}, tags=["oauth"], status_code=200,
       summary="Token revocation (RFC 7009)")
 async def revoke(request: Request) -> Response:
-    return _send(await revocation_endpoint(request.app.state.db, _issuer(request),
-                                           request.headers, await _form(request)))
+    return await _protocol(request, revocation_endpoint)
 
 
 @post("/oauth/introspect", opt={"public": True}, tags=["oauth"], status_code=200,
       summary="Token introspection (RFC 7662), for resource servers")
 async def introspect(request: Request) -> Response:
-    return _send(await introspection_endpoint(request.app.state.db, _issuer(request),
-                                              request.headers, await _form(request)))
+    return await _protocol(request, introspection_endpoint)
+
+
+Endpoint = Callable[[Database, str, Mapping[str, str], Params], Awaitable[Reply]]
+
+
+async def _protocol(request: Request, endpoint: Endpoint) -> Response:
+    """Token, revocation, introspection: counted before the client is authenticated, so a
+    wrong secret costs budget like a right one (guessing secrets is what the limit stops)."""
+    pairs = await _form(request)
+    verdict = await _count(request, "token", claimed_client_id(request.headers, dict(pairs)))
+    if not verdict.allowed:
+        reply = rate_limited(verdict.message, verdict.decision.reset_in)
+    else:
+        reply = await endpoint(request.app.state.db, _issuer(request), request.headers, pairs)
+    return _with_limits(_send(reply), verdict)
 
 
 @get("/.well-known/oauth-authorization-server", opt={"public": True}, tags=["oauth"],

@@ -69,7 +69,7 @@ def _tenant_of(token: str | None) -> str | None:
     return parsed[1] if parsed else None
 
 
-def _claimed_client_id(headers: Mapping[str, str], form: Mapping[str, str]) -> str | None:
+def claimed_client_id(headers: Mapping[str, str], form: Mapping[str, str]) -> str | None:
     # The same precedence authlib applies: HTTP Basic first, then the form.
     client_id, _ = extract_basic_authorization(headers)
     return client_id or form.get("client_id")
@@ -94,7 +94,7 @@ async def token_endpoint(db: Database, issuer: str, headers: Mapping[str, str],
     code = form.get("code") if grant_type == "authorization_code" else None
     refresh = form.get("refresh_token") if grant_type == "refresh_token" else None
     client, access, code_rec, token_rec = await load_context(
-        db, _tenant_of(code or refresh), _claimed_client_id(headers, form), code=code,
+        db, _tenant_of(code or refresh), claimed_client_id(headers, form), code=code,
         token=refresh, client_tenant=grant_type == "client_credentials")
     ex = Exchange(client=client, access=access, code=code_rec, token=token_rec)
     with bound(ex):
@@ -127,7 +127,7 @@ async def revocation_endpoint(db: Database, issuer: str, headers: Mapping[str, s
         return _reply(err())
     token = req.form.get("token")
     client, access, _, found = await load_context(
-        db, _tenant_of(token), _claimed_client_id(headers, req.form), token=token)
+        db, _tenant_of(token), claimed_client_id(headers, req.form), token=token)
     ex = Exchange(client=client, access=access, token=found)
     with bound(ex):
         reply = _reply(SERVER.create_endpoint_response("revocation", req))
@@ -144,7 +144,7 @@ async def introspection_endpoint(db: Database, issuer: str, headers: Mapping[str
         return _reply(err())
     token = req.form.get("token")
     client, access, _, found = await load_context(
-        db, _tenant_of(token), _claimed_client_id(headers, req.form), token=token)
+        db, _tenant_of(token), claimed_client_id(headers, req.form), token=token)
     if access is None or access.tenant.status != "active":
         found = None  # a suspended tenant's tokens authenticate nothing: report them inactive
     ex = Exchange(client=client, access=access, token=found)
@@ -208,6 +208,19 @@ async def decide_authorization(db: Database, issuer: str, params: Params, tenant
         await save_consent(db, ctx, consent.client.id, approver.label, new.scopes, new.code,
                            new.redirect_uri, new.challenge, new.challenge_method)
     return reply
+
+
+def rate_limited(description: str, retry_after: int) -> Reply:
+    """The 429 of the token, revocation and introspection endpoints, in their own error
+    format (RFC 7009 and RFC 7662 reuse RFC 6749's): OAuth libraries read `error`, not
+    problem details. RFC 6749 has no code for "too many requests"; `temporarily_unavailable`
+    is its registered code for a server refusing under load, which libraries treat as
+    transient. The codes a client reads as "fix your request or credentials"
+    (`invalid_request`, `invalid_client`) would be wrong, and `slow_down` belongs to device
+    flow polling (RFC 8628). The status and `Retry-After` carry the real answer."""
+    return Reply(429, {"error": "temporarily_unavailable", "error_description": description},
+                 [("Retry-After", str(retry_after)), ("Cache-Control", "no-store"),
+                  ("Pragma", "no-cache")])
 
 
 def metadata(issuer: str) -> dict[str, Any]:
