@@ -7,7 +7,8 @@ import functools
 from collections.abc import Callable, Mapping
 
 from core.errors import ConfigurationError, InvalidInput
-from core.templates.rendering import Renderer, TemplateProblem, TemplateSource
+from core.templates.parts import TemplateProblem, TemplateSource
+from core.templates.rendering import Renderer
 from core.templates.schemas import Content
 
 # Problems that make a template unusable whatever the data: refused at HQ publication and

@@ -17,7 +17,9 @@ import msgspec
 
 from core.db import Connection
 from core.templates.checks import renderer_for, source_of
-from core.templates.rendering import RenderedMessage, Renderer, TemplateSource, choose_locale
+from core.templates.locales import choose_locale
+from core.templates.parts import RenderedMessage, TemplateSource
+from core.templates.rendering import Renderer
 from core.templates.schemas import Content
 from core.templates.service import VISIBLE, content_of, load_partials
 

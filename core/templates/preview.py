@@ -21,7 +21,8 @@ from core.templates.effective import (
     TemplateRenderers,
     load_effective,
 )
-from core.templates.rendering import TemplateProblem, choose_locale
+from core.templates.locales import choose_locale
+from core.templates.parts import TemplateProblem
 from core.templates.schemas import HqPreviewRequest, Preview, PreviewRequest
 from core.templates.service import content_of, fetch_template, load_partials
 from core.templates.variants import visible_template

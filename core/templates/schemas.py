@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from core.templates.rendering import TemplateProblem
+from core.templates.parts import TemplateProblem
 
 Channel = Literal["email", "sms", "whatsapp", "push", "webhook"]
 Category = Literal["marketing", "service", "alert", "transactional"]
