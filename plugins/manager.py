@@ -75,6 +75,23 @@ class Registered:
     registration: Registration
 
 
+@dataclass(frozen=True)
+class Audience:
+    """Who implements a per-tenant hook: `observers` (plugins contributing no component)
+    hear every tenant, the others only tenants that enabled one of their `components`.
+    Falsy when nobody implements the hook, so a caller can skip building its payload."""
+
+    observers: bool = False
+    components: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return self.observers or bool(self.components)
+
+    def reaches(self, enabled: Collection[str]) -> bool:
+        """Whether a tenant with these components enabled has any listener."""
+        return self.observers or not self.components.isdisjoint(enabled)
+
+
 def config_schema(config: type[msgspec.Struct], secret_fields: Collection[str]) -> dict:
     """JSON Schema of a configuration, secrets marked `writeOnly` (they are never read
     back)."""
@@ -109,6 +126,8 @@ class PluginManager:
                     continue
                 for component in contributed:
                     self._add(component, registration)
+        # Registrations are final once the manager exists: who listens is known now.
+        self._audiences = {hook: self._audience_of(hook) for hook in hookspecs.REACTION_HOOKS}
 
     def _add(self, component: Component, registration: Registration) -> None:
         if not isinstance(component, ChannelType | ConnectorType | RuleType):
@@ -174,6 +193,19 @@ class PluginManager:
         return [self.info(name) for name in self.names(kind)]
 
     # -- per-tenant hooks --------------------------------------------------------------
+
+    def _audience_of(self, hook: str) -> Audience:
+        observers, components = False, set()
+        for impl in getattr(self._pm.hook, hook).get_hookimpls():
+            registration = self._live[impl.plugin_name]
+            components.update(registration.components)
+            observers = observers or not registration.components
+        return Audience(observers, frozenset(components))
+
+    def audience(self, hook: str) -> Audience:
+        """Who implements the reaction `hook` (one of `hookspecs.REACTION_HOOKS`): callers
+        check it before reading a tenant's enabled plugins or building a payload."""
+        return self._audiences[hook]
 
     def _impls_for(self, hook: str, enabled: Collection[str]) -> list[tuple[Registration, Any]]:
         chosen = []
@@ -325,4 +357,5 @@ def load_plugins(
     return PluginManager(pm, registrations)
 
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "PluginManager", "Registration", "load_plugins"]
+__all__ = ["ENTRY_POINT_GROUP", "Audience", "PluginInfo", "PluginManager", "Registration",
+           "load_plugins"]

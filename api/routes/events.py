@@ -20,6 +20,7 @@ from api.deps import Ctx, CursorParam, Db, LimitParam
 from core.errors import InvalidInput, MalformedBody, PayloadTooLarge
 from core.events import imports, service
 from core.events.prepare import decode_batch, error_location
+from core.events.reactions import Reactions
 from core.events.schemas import (
     MAX_BATCH_BYTES,
     MAX_BATCH_ITEMS,
@@ -77,6 +78,12 @@ async def _batch_items(request: Request, item_type: type) -> list[Any]:
     return items
 
 
+def _reactions(request: Request) -> Reactions:
+    """The plugins the ingestion services tell about stored events and merges."""
+    state = request.app.state
+    return Reactions(state.plugins, settings=state.settings)
+
+
 def _check_batch(count: int) -> None:
     if count > MAX_BATCH_ITEMS:
         raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH_ITEMS} items, got {count}",
@@ -91,9 +98,10 @@ class IngestController(Controller):
 
     @post("/identify", opt={"scope": "customers:write"}, status_code=200,
           summary="Upsert a profile by identifiers and traits")
-    async def identify(self, db: Db, ctx: Ctx, data: JSONBody[IdentifyIn],
+    async def identify(self, request: Request, db: Db, ctx: Ctx, data: JSONBody[IdentifyIn],
                        source: SourceParam = "api") -> ItemResult:
-        return _single((await service.identify(db, ctx, [data], source=source))[0])
+        return _single((await service.identify(db, ctx, [data], source=source,
+                                               reactions=_reactions(request)))[0])
 
     @post("/identify:batch", opt={"scope": "customers:write"}, status_code=200,
           request_max_body_size=MAX_BATCH_BYTES,
@@ -102,13 +110,15 @@ class IngestController(Controller):
     async def identify_batch(self, request: Request, db: Db, ctx: Ctx,
                              source: SourceParam = "api") -> BatchResult:
         items = await _batch_items(request, IdentifyIn)
-        return BatchResult.of(await service.identify(db, ctx, items, source=source))
+        return BatchResult.of(await service.identify(db, ctx, items, source=source,
+                                                     reactions=_reactions(request)))
 
     @post("/events", opt={"scope": "events:write"}, status_code=200,
           summary="Ingest one event (idempotent by message_id)")
-    async def track(self, db: Db, ctx: Ctx, data: JSONBody[EventIn],
+    async def track(self, request: Request, db: Db, ctx: Ctx, data: JSONBody[EventIn],
                     source: SourceParam = "api") -> ItemResult:
-        return _single((await service.ingest_events(db, ctx, [data], source=source))[0])
+        return _single((await service.ingest_events(db, ctx, [data], source=source,
+                                                    reactions=_reactions(request)))[0])
 
     @post("/events:batch", opt={"scope": "events:write"}, status_code=200,
           request_max_body_size=MAX_BATCH_BYTES,
@@ -117,7 +127,8 @@ class IngestController(Controller):
     async def track_batch(self, request: Request, db: Db, ctx: Ctx,
                           source: SourceParam = "api") -> BatchResult:
         items = await _batch_items(request, EventIn)
-        return BatchResult.of(await service.ingest_events(db, ctx, items, source=source))
+        return BatchResult.of(await service.ingest_events(db, ctx, items, source=source,
+                                                          reactions=_reactions(request)))
 
     @get("/events/quarantine", opt={"scope": "events:read"},
          summary="Events held back by the tracking plan, with reasons (newest first)")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -23,11 +22,11 @@ from core.consents.schemas import ConsentChange
 from core.consents.service import set_consents_many
 from core.db import Database
 from core.events import service as events
+from core.events.reactions import Reactions
 from core.events.schemas import EventIn, Identifiers, IdentifyIn, ItemResult
 from core.model.service import DataConfig
 from plugins.connectors import SourceRecord
 from plugins.manager import PluginManager
-from plugins.types import IngestedEvent
 from tenants.context import TenantContext
 
 
@@ -97,7 +96,8 @@ _YIELD_EVERY = 250
 @dataclass
 class Ingester:
     """Ingests batches for one connector run. `enabled` names the tenant's enabled
-    plugins, for the `event_ingested` reaction.
+    plugins (read once per run), for the reactions the ingestion services fire
+    (`relais_event_ingested`, `relais_customers_merged`).
 
     A batch goes through three steps: `map_batch` (source records to the core model),
     `identify_batch` (upsert the profiles), `store_batch` (events, the plugins' reaction,
@@ -113,6 +113,10 @@ class Ingester:
     # The tenant's data model as last seen: identify items are prepared against it while
     # mapping (the identify service checks it is still current).
     config: DataConfig | None = None
+
+    @property
+    def reactions(self) -> Reactions | None:
+        return None if self.plugins is None else Reactions(self.plugins, enabled=self.enabled)
 
     async def ingest(self, records: Sequence[SourceRecord]) -> Outcome:
         return await self.store_batch(await self.identify_batch(
@@ -162,7 +166,8 @@ class Ingester:
         customer_of: dict[int, Any] = {}
         if identify_items:
             results = await events.identify(self.db, self.ctx, identify_items,
-                                            source=self.source, prepared=batch.prepared)
+                                            source=self.source, prepared=batch.prepared,
+                                            reactions=self.reactions)
             if batch.prepared is not None:
                 self.config = batch.prepared.config
             for line, slot in identify_lines:
@@ -195,10 +200,11 @@ class Ingester:
             event_lines.append(line)
         if event_items:
             # Their customer_ids come from this batch's identify call.
+            # The service tells the plugins about the events it stored (not replays).
             results = await events.ingest_events(self.db, self.ctx, event_items,
-                                                 source=self.source, known_customers=True)
-            accepted: list[IngestedEvent] = []
-            for line, item, result in zip(event_lines, event_items, results, strict=True):
+                                                 source=self.source, known_customers=True,
+                                                 reactions=self.reactions)
+            for line, result in zip(event_lines, results, strict=True):
                 if result.status in ("rejected", "quarantined"):
                     reason, where = _rejected(result, "event.")
                     if result.status == "quarantined":
@@ -206,13 +212,6 @@ class Ingester:
                     failed[line] = Reject(line=line, reason=reason, field=where)
                 elif result.customer_id is not None:
                     customer_of.setdefault(line, result.customer_id)
-                    if result.status == "accepted":
-                        accepted.append(IngestedEvent(
-                            message_id=item.message_id, customer_id=result.customer_id,
-                            type=item.type, occurred_at=item.occurred_at or datetime.now(UTC),
-                            source=self.source, properties=item.properties))
-            if accepted and self.plugins is not None:
-                await self.plugins.event_ingested(self.ctx.tenant_id, accepted, self.enabled)
         await self._consents(rows, customer_of, failed)
         outcome.rejects.extend(failed.values())
         outcome.rejects.sort(key=lambda r: r.line)

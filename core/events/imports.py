@@ -18,6 +18,7 @@ from core.audit.service import record
 from core.db import Database
 from core.errors import InvalidInput, NotFound, PayloadTooLarge
 from core.events.prepare import decode_items
+from core.events.reactions import Reactions
 from core.events.schemas import EventIn, IdentifyIn, ImportCreate, ImportJob, ItemResult
 from core.jobs.context import enqueue
 from core.settings import Settings
@@ -64,8 +65,10 @@ async def get_import(db: Database, ctx: TenantContext, import_id: uuid.UUID) -> 
     return ImportJob(**values, results=results, summary=summary)
 
 
-async def process_import(db: Database, ctx: TenantContext, import_id: uuid.UUID) -> int:
-    """Run (or resume) an import; returns the number of items processed by this call."""
+async def process_import(db: Database, ctx: TenantContext, import_id: uuid.UUID,
+                         reactions: Reactions | None = None) -> int:
+    """Run (or resume) an import; returns the number of items processed by this call.
+    `reactions`: the plugins the ingestion services tell, chunk by chunk."""
     from core.events.service import identify, ingest_events
 
     async with db.tenant_tx(ctx) as conn:
@@ -81,9 +84,11 @@ async def process_import(db: Database, ctx: TenantContext, import_id: uuid.UUID)
     for offset in range(start, len(raws), CHUNK):
         chunk = raws[offset:offset + CHUNK]
         if kind == "events":
-            results = await ingest_events(db, ctx, decode_items(chunk, EventIn), source=source)
+            results = await ingest_events(db, ctx, decode_items(chunk, EventIn), source=source,
+                                          reactions=reactions)
         else:
-            results = await identify(db, ctx, decode_items(chunk, IdentifyIn), source=source)
+            results = await identify(db, ctx, decode_items(chunk, IdentifyIn), source=source,
+                                     reactions=reactions)
         shifted: list[Any] = [msgspec.structs.replace(r, index=r.index + offset, field=(
             r.field.replace(f"items[{r.index}]", f"items[{r.index + offset}]", 1)
             if r.field else None)) for r in results]

@@ -11,6 +11,7 @@ import uuid
 from arq import Retry
 
 from core.events.imports import fail_import, process_import, stalled_imports
+from core.events.reactions import Reactions
 from core.identity.service import finish_repoint, pending_repoints
 from core.jobs.context import JobContext, enqueue
 from tenants.context import SYSTEM
@@ -20,7 +21,9 @@ from tenants.service import list_tenant_ids, tenant_context
 async def run_import(ctx: JobContext, tenant_id: str, import_id: str) -> int:
     tenant = await tenant_context(ctx["db"], tenant_id, SYSTEM)
     try:
-        return await process_import(ctx["db"], tenant, uuid.UUID(import_id))
+        plugins = ctx.get("plugins")  # set by the worker's start-up
+        reactions = None if plugins is None else Reactions(plugins, settings=ctx["settings"])
+        return await process_import(ctx["db"], tenant, uuid.UUID(import_id), reactions)
     except Exception as err:
         # A transient error (database restart) is retried from the recorded progress; the
         # last try records the failure so the API shows it instead of "running" forever.

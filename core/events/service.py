@@ -7,6 +7,11 @@ a merge run afterwards, one at a time, under the tenant's exclusive identity loc
 item gets a result: accepted (with its customer_id), duplicate, rejected or quarantined.
 Replays are duplicates because `(tenant_id, message_id)` is unique and the insert skips
 conflicts, which also holds for concurrent replays (the second waits for the first).
+
+Each of the two transactions is retried from its start when PostgreSQL aborts it as a
+deadlock victim (`core.events.retry`); the slow path is retried on its own, so what the fast
+path committed stays accepted. After both, the plugins' reactions are fired once per call
+(`core.events.reactions`): the events newly stored, the merges made.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from core.audit.service import record
 from core.db import Connection, Database
 from core.errors import InvalidInput, NotFound
 from core.events.prepare import decode_items, prepare_event, prepare_identify
+from core.events.reactions import Listeners, Reactions, listeners_of
+from core.events.retry import retrying_tenant_tx
 from core.events.schemas import (
     EventIn,
     IdentifyIn,
@@ -40,6 +47,7 @@ from core.identity.resolve import (
 )
 from core.model.service import DataConfig
 from core.pagination import Page, check_limit, decode_cursor, page_of
+from plugins.types import CustomerMerge
 from tenants.context import TenantContext
 
 _encode = msgspec.json.Encoder().encode
@@ -66,18 +74,22 @@ _INSERT_EVENTS_SKIPPING_REPLAYS = f"""
 
 
 async def ingest_events(db: Database, ctx: TenantContext, items: Sequence[EventIn | ItemResult],
-                        *, source: str, known_customers: bool = False) -> list[ItemResult]:
+                        *, source: str, known_customers: bool = False,
+                        reactions: Reactions | None = None) -> list[ItemResult]:
     """One result per item, in order. Items already rejected by the caller (an
     `ItemResult`, e.g. a body that did not decode) pass through unchanged.
     `known_customers`: the items' customer_ids come from an `identify` call the caller
-    just made (a file import), so only merges and erasures since are looked for."""
+    just made (a file import), so only merges and erasures since are looked for.
+    `reactions`: the plugins to tell about the events stored and the merges made."""
     now = datetime.now(UTC)
-    results: list[ItemResult | None] = [None] * len(items)
-    records: list[Record] = []
-    quarantine: list[tuple[int, EventIn, list]] = []
-    seen_ids: set[str] = set()
-    async with db.tenant_tx(ctx) as conn:
+
+    async def fast_path(conn: Connection) -> _Batch:
+        # Everything from the items, in this function: a retried transaction starts over.
         config = await lock_shared_and_load(conn, ctx)
+        batch = _Batch(config, [None] * len(items), await listeners_of(reactions, conn, ctx))
+        results, records = batch.results, batch.records
+        quarantine: list[tuple[int, EventIn, list]] = []
+        seen_ids: set[str] = set()
         region = ctx.country
         for i, item in enumerate(items):
             if i % _YIELD_EVERY == _YIELD_EVERY - 1:
@@ -99,13 +111,44 @@ async def ingest_events(db: Database, ctx: TenantContext, items: Sequence[EventI
                 quarantine.append((i, item, prepared))  # type: ignore[arg-type]
         await resolve_fast(conn, ctx, config, records, source,
                            known_customers=known_customers)
-        await _insert_events(conn, ctx, config, [r for r in records if not r.slow
-                                                 and r.error is None], results, source)
+        batch.stored = await _insert_events(
+            conn, ctx, config, [r for r in records if not r.slow and r.error is None], results,
+            source, collect=batch.listeners.events)
         await _quarantine(conn, ctx, quarantine, results, source)
         _errors(records, results)
         await _audit(conn, ctx, "events.ingested", source, results, len(items))
-    await _slow_path(db, ctx, config, [r for r in records if r.slow], results, source)
-    return results  # type: ignore[return-value]
+        return batch
+
+    return await _finish(db, ctx, await retrying_tenant_tx(db, ctx, fast_path), source)
+
+
+class _Batch:
+    """What an ingestion call's fast-path transaction decided."""
+
+    __slots__ = ("config", "listeners", "records", "results", "stored")
+
+    def __init__(self, config: DataConfig, results: list[ItemResult | None],
+                 listeners: Listeners, records: list[Record] | None = None) -> None:
+        self.config, self.results, self.listeners = config, results, listeners
+        self.records: list[Record] = [] if records is None else records
+        self.stored: list[Record] = []  # events newly stored (collected for listeners only)
+
+
+async def _finish(db: Database, ctx: TenantContext, batch: _Batch,
+                  source: str) -> list[ItemResult]:
+    """The slow path (its own transaction), then the reactions to whatever committed: the
+    fast path's events are told even when the slow path fails, since they are stored and
+    a retry of the call would only find them as duplicates."""
+    stored, merges = batch.stored, []
+    try:
+        slow = [r for r in batch.records if r.slow]
+        if slow:
+            more, merges = await _slow_path(db, ctx, batch.config, slow, batch.results, source,
+                                            collect=batch.listeners.events)
+            stored = stored + more
+    finally:
+        await batch.listeners.fire(ctx, source, stored, merges)
+    return batch.results  # type: ignore[return-value]
 
 
 class PreparedIdentify:
@@ -158,25 +201,36 @@ class PreparedIdentify:
 
 
 async def identify(db: Database, ctx: TenantContext, items: Sequence[IdentifyIn | ItemResult],
-                   *, source: str, prepared: PreparedIdentify | None = None
-                   ) -> list[ItemResult]:
+                   *, source: str, prepared: PreparedIdentify | None = None,
+                   reactions: Reactions | None = None) -> list[ItemResult]:
     """Upsert profiles by identifiers and traits. With a `message_id`, a call is
     idempotent (a replay is reported as duplicate) and shows in the timeline.
-    `prepared`: the same items, already prepared (see `PreparedIdentify`)."""
-    async with db.tenant_tx(ctx) as conn:
+    `prepared`: the same items, already prepared (see `PreparedIdentify`).
+    `reactions`: the plugins to tell about the identify events stored and the merges made."""
+    attempts = 0
+
+    async def fast_path(conn: Connection) -> _Batch:
+        nonlocal attempts, prepared
+        attempts += 1
         config = await lock_shared_and_load(conn, ctx)
         if prepared is None:
             prepared = PreparedIdentify(ctx, config, items)
-        elif prepared.config != config:  # the data model changed meanwhile
+        elif attempts > 1 or prepared.config != config:
+            # A retried transaction starts from fresh records (resolution changed them), as
+            # does a data model changed meanwhile.
             prepared.prepare(ctx, config)
-        records, results = prepared.records, prepared.results
+        batch = _Batch(config, prepared.results, await listeners_of(reactions, conn, ctx),
+                       prepared.records)
+        records, results = batch.records, batch.results
         await resolve_fast(conn, ctx, config, records, source)
-        await _insert_events(conn, ctx, config, [r for r in records if not r.slow
-                                                 and r.error is None], results, source)
+        batch.stored = await _insert_events(
+            conn, ctx, config, [r for r in records if not r.slow and r.error is None], results,
+            source, collect=batch.listeners.events)
         _errors(records, results)
         await _audit(conn, ctx, "customers.identified", source, results, len(items))
-    await _slow_path(db, ctx, config, [r for r in records if r.slow], results, source)
-    return results  # type: ignore[return-value]
+        return batch
+
+    return await _finish(db, ctx, await retrying_tenant_tx(db, ctx, fast_path), source)
 
 
 async def ingest_raw_events(db: Database, ctx: TenantContext, raws: list[msgspec.Raw], *,
@@ -199,8 +253,9 @@ def _errors(records: list[Record], results: list[ItemResult | None]) -> None:
 
 async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfig,
                          records: list[Record], results: list[ItemResult | None],
-                         source: str) -> None:
-    """Store the events of resolved records; every record gets its result."""
+                         source: str, *, collect: bool = False) -> list[Record]:
+    """Store the events of resolved records; every record gets its result. With
+    `collect`, returns the records whose event this call newly stored (not replays)."""
     with_event = sorted((r for r in records if r.message_id is not None),
                         key=_by_message_id)
     properties = _encode([r.properties for r in with_event])
@@ -254,6 +309,11 @@ async def _insert_events(conn: Connection, ctx: TenantContext, config: DataConfi
             results[r.index] = ItemResult(index=r.index, status="accepted",
                                           customer_id=r.resolved,
                                           reason="; ".join(r.notes) if r.notes else None)
+    if not collect:
+        return []
+    if stored is None:  # the plain insert stored every one
+        return with_event
+    return [r for r in with_event if r.message_id in stored and r.index not in conflicting]
 
 
 def _by_message_id(r: Record) -> str:
@@ -321,21 +381,36 @@ async def _quarantine(conn: Connection, ctx: TenantContext,
 
 
 async def _slow_path(db: Database, ctx: TenantContext, config: DataConfig, slow: list[Record],
-                     results: list[ItemResult | None], source: str) -> None:
-    if not slow:
-        return
-    async with db.tenant_tx(ctx) as conn:
+                     results: list[ItemResult | None], source: str, *,
+                     collect: bool = False) -> tuple[list[Record], list[CustomerMerge]]:
+    """The records that need a merge, one at a time under the exclusive identity lock, in a
+    transaction of their own: retried alone when PostgreSQL aborts it, so the fast path's
+    committed items stay accepted. Returns the events stored (with `collect`) and the
+    merges made."""
+    # What resolution changes on a record, as the fast path left it: a retry starts there.
+    initial = [(r.resolved, r.created, r.error, r.notes) for r in slow]
+
+    async def attempt(conn: Connection) -> tuple[list[Record], list[CustomerMerge]]:
+        for r, (resolved, created, error, notes) in zip(slow, initial, strict=True):
+            r.resolved, r.created, r.error = resolved, created, error
+            r.notes = list(notes) if notes else None
         await lock_exclusive(conn, ctx)
-        done = []
+        done, merges = [], []
         for r in slow:
+            made: list[CustomerMerge] = []
             try:
                 async with conn.transaction():  # a savepoint: one bad record stays alone
-                    await resolve_one(conn, ctx, config, r, source)
+                    await resolve_one(conn, ctx, config, r, source, made)
                 done.append(r)
+                merges += made  # a record rolled back to its savepoint merged nothing
             except InvalidInput as err:
                 r.error = (err.detail, err.field or "identifiers")
-        await _insert_events(conn, ctx, config, done, results, source)
+        stored = await _insert_events(conn, ctx, config, done, results, source,
+                                      collect=collect)
         _errors(slow, results)
+        return stored, merges
+
+    return await retrying_tenant_tx(db, ctx, attempt)
 
 
 async def _audit(conn: Connection, ctx: TenantContext, action: str, source: str,

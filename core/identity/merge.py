@@ -31,6 +31,7 @@ from core.identity.survivorship import (
     split_profile,
 )
 from core.model.service import DataConfig
+from plugins.types import CustomerMerge
 from tenants.context import TenantContext
 
 # Events of a merged-away profile are re-pointed in the merge transaction up to this many;
@@ -60,7 +61,9 @@ async def _live_id(conn: Connection, ctx: TenantContext, customer_id: uuid.UUID)
 
 
 async def resolve_one(conn: Connection, ctx: TenantContext, config: DataConfig, r: Record,
-                      source: str) -> None:
+                      source: str, merges: list[CustomerMerge] | None = None) -> None:
+    """Resolve one record, merging the profiles its identifiers link; each merge made is
+    appended to `merges` (for the `relais_customers_merged` reaction)."""
     owners = await lookup(conn, ctx, r.ids)
     # Active identifiers decide first (highest priority first); demoted ones only resolve.
     ordered = [k for k in r.ids if k in owners and owners[k][1] == "active"] + \
@@ -86,8 +89,12 @@ async def resolve_one(conn: Connection, ctx: TenantContext, config: DataConfig, 
             r.note(f"profiles not merged through {key[0]}: a profile may hold at most "
                            f"{limit_of(config.rules, over[0])} {over[0]}")
             continue
-        survivor = await merge_profiles(conn, ctx, config, target, owner,
-                                        {"kind": key[0], "value": key[1], "source": source})
+        reason = {"kind": key[0], "value": key[1], "source": source}
+        survivor = await merge_profiles(conn, ctx, config, target, owner, reason)
+        if merges is not None:
+            merges.append(CustomerMerge(survivor_id=survivor,
+                                        merged_id=owner if survivor == target else target,
+                                        reason=reason))
         for gone in (target, owner):
             if gone != survivor:
                 redirect[gone] = survivor
