@@ -6,6 +6,8 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
+import msgspec
+
 from core import embedded
 from core.bootstrap import ensure_database
 from core.errors import ConfigurationError
@@ -52,10 +54,8 @@ async def resolve(settings: Settings) -> Runtime:
 def environment_for(settings: Settings) -> dict[str, str]:
     """The resolved settings as RELAIS_* variables, for the processes `relais up` starts."""
     env = dict(os.environ)
-    for name in ("database_url", "migration_database_url", "redis_url", "data_dir",
-                 "secret_key", "host", "port", "redis_prefix", "rate_limit_per_minute",
-                 "log_level", "public_url"):
-        value = getattr(settings, name)
+    for setting in msgspec.structs.fields(Settings):  # every setting: none is forgotten
+        value = getattr(settings, setting.name)
         if value not in ("", None):
-            env[f"RELAIS_{name.upper()}"] = str(value)
+            env[f"RELAIS_{setting.name.upper()}"] = str(value)
     return env
