@@ -88,11 +88,14 @@ def create_app(settings: Settings) -> Litestar:
 def app_from_environment() -> Litestar:
     """Uvicorn factory entry point (`relais serve` runs this in production images)."""
     from core.logging import configure_logging
+    from core.runtime import settle_heap
     from core.settings import load_settings
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    settle_heap()
+    return app
 
 
 __all__ = ["create_app"]

@@ -128,13 +128,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from api.app import create_app
     from core.logging import configure_logging
-    from core.runtime import resolve
+    from core.runtime import resolve, settle_heap
 
     configure_logging(settings.log_level)
     runtime = _run(resolve(settings.with_changes(host=args.host or settings.host,
                                                  port=args.port or settings.port)))
     resolved = runtime.settings
-    uvicorn.run(create_app(resolved), host=resolved.host, port=resolved.port,
+    app = create_app(resolved)
+    settle_heap()
+    uvicorn.run(app, host=resolved.host, port=resolved.port,
                 log_config=None, access_log=False, lifespan="on")
     return 0
 
@@ -142,12 +144,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from core.jobs.worker import build_worker
     from core.logging import configure_logging
-    from core.runtime import resolve
+    from core.runtime import resolve, settle_heap
 
     configure_logging(settings.log_level)
     runtime = _run(resolve(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
-    build_worker(runtime.settings, burst=args.burst).run()
+    worker = build_worker(runtime.settings, burst=args.burst)
+    settle_heap()
+    worker.run()
     return 0
 
 
