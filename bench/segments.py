@@ -31,7 +31,7 @@ import asyncpg
 import msgspec
 
 from core.bootstrap import dsn_for
-from core.db import Database
+from core.db import Database, fetch_first
 from core.lifecycle.model import stage_model
 from core.lifecycle.service import evaluate
 from core.segments.schemas import PreviewRequest
@@ -233,7 +233,7 @@ async def run(profiles: int, events: int, sample_size: int, *, keep: bool = Fals
               f"({len(sample):,} sampled)")
         async with db.tenant_tx(ctx) as conn:  # context: the floor of any full-table query
             started = time.perf_counter()
-            await conn.fetchval("select count(*) from events")
+            await fetch_first(conn, "select count(*) from events")  # parallel, as counts
             scan = time.perf_counter() - started
         print(f"bare parallel scan of the events table: {scan:.2f} s (machine speed now)")
         print(f"\n{'segment':<72} {'count':>9} {'cold s':>7} {'warm s':>7} {'naive s':>8} "
