@@ -1,7 +1,9 @@
 """Overlays: effective = global definition ⊕ tenant overlay, validated against governance.
 
-One mechanism for every kind of HQ-owned, tenant-tunable definition (the lifecycle canvas,
-pressure policies, templates, identity rules...). A kind registers an `OverlayKind` once:
+One mechanism for every kind of HQ-owned, tenant-tunable definition (registered today: the
+lifecycle canvas, the pressure policy, the messaging policy; identity rules still keep
+their own HQ document + tenant overlay in core/identity/rules.py, whose additive block
+lists do not fit named parameters yet). A kind registers an `OverlayKind` once:
 the msgspec type of its definition and a validator. HQ then publishes immutable numbered
 versions (definition + parameters with their governance, see `tenants.governance`); each
 tenant runs one version (the current one, or a pilot: `tenants.rollout`) and may store
