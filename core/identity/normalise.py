@@ -325,9 +325,12 @@ def hash_identifier(kind: str, normalised_value: str, salt: bytes) -> str:
 
     The suppression list outlives erasure, so it must not be a copy of the identifiers.
     A plain hash would be one in practice: phone numbers and most emails are guessable, and
-    hashing every candidate is cheap. Keyed with a secret held outside the database, the
-    digests are useless to anyone who only has the database. The kind is part of the
-    message so equal strings of different kinds never collide. Use one key wherever
+    hashing every candidate is cheap. Keyed, the digests match nothing outside Relais
+    (no precomputed tables, no joining two tenants' lists). The key is per tenant
+    (`tenant_data_settings.hash_salt`) and today lives in the same database: someone holding
+    a copy of the database holds the key too and can test guesses one by one. Deriving it
+    from the deployment's secret key instead is a planned hardening. The kind is part of
+    the message so equal strings of different kinds never collide. Use one key wherever
     opt-outs must match (an all-tenants opt-out needs an HQ-wide key); a new key cannot
     re-hash old entries, so keep old keys to check against.
     """
