@@ -73,7 +73,7 @@ async def insert_planned(conn: Connection, ctx: TenantContext,
                    on conflict (tenant_id, id) do nothing
                    returning id, status, status_reason)
                , events as (
-                   -- `planned` is implied by the row (see PLANNED_EVENT); a message
+                   -- `planned` is implied by the row (see fetch_message); a message
                    -- born decided (skipped, failed) records that decision.
                    insert into message_events (tenant_id, message_id, status, reason)
                    select $1, id, status, status_reason from new where status <> 'planned')
