@@ -1,5 +1,6 @@
 """A small demo group: HQ plus three networks on three continents, each with a few hundred
-customers, their trips and purchases, consents, a segment and lifecycle stages."""
+customers, their trips and purchases, consents, a segment, lifecycle stages, a holdout group
+and a draft newsletter."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Customers, events, consents, a segment and lifecycle stages for a demo tenant, through the
-same services the API uses (so the demo exercises identity resolution, the tracking plan and
-the segment compiler for real). Deterministic: the same seed gives the same people."""
+"""Customers, events, consents, a segment, lifecycle stages, a holdout group and a draft
+newsletter for a demo tenant, through the same services the API uses (so the demo exercises
+identity resolution, the tracking plan, the segment compiler and campaign planning for
+real). Deterministic: the same seed gives the same people."""
 
 from __future__ import annotations
 
@@ -11,16 +12,23 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from core.campaigns.schemas import CampaignCreate
+from core.campaigns.service import create_campaign
 from core.consents.schemas import ConsentChange, ConsentChanges
 from core.consents.service import set_consents
 from core.db import Database
+from core.errors import NotFound
 from core.events.schemas import EventIn, Identifiers, IdentifyIn
 from core.events.service import identify, ingest_events
+from core.holdout.schemas import HoldoutCreate
+from core.holdout.service import create_group
 from core.lifecycle.service import evaluate
 from core.segments.membership import refresh_segment
 from core.segments.schemas import SegmentCreate
 from core.segments.service import create_segment
-from tenants.context import TenantContext
+from core.templates import service as templates
+from core.templates.schemas import Content, HqTemplateCreate
+from tenants.context import SYSTEM, HqContext, TenantContext
 
 FIRST_NAMES = {
     "FR": ["Camille", "Léa", "Hugo", "Louis", "Chloé", "Nathan", "Inès", "Jules", "Manon"],
@@ -102,3 +110,40 @@ async def load_segment_and_stages(db: Database, ctx: TenantContext) -> None:
     segment = await create_segment(db, ctx, frequent)
     await refresh_segment(db, ctx, segment.id)
     await evaluate(db, ctx, mode="full")
+    await load_newsletter(db, ctx, segment.id)
+
+
+# HQ's newsletter templates, shared by every demo tenant (created by the first one).
+NEWSLETTER = {
+    "email": HqTemplateCreate(
+        id="demo-newsletter-email", name="Monthly newsletter (email)", channel="email",
+        default_locale="en-GB", contents={
+            "en-GB": Content(subject="{{ tenant.name }}: what's new this month",
+                             text="Hello {{ customer.first_name }}, here is what changes on "
+                                  "your lines this month."),
+            "fr-FR": Content(subject="{{ tenant.name }} : les nouveautés du mois",
+                             text="Bonjour {{ customer.first_name }}, voici ce qui change "
+                                  "sur vos lignes ce mois-ci.")}),
+    "sms": HqTemplateCreate(
+        id="demo-newsletter-sms", name="Monthly newsletter (SMS)", channel="sms",
+        default_locale="en-GB", contents={
+            "en-GB": Content(text="{{ tenant.name }}: this month's changes on your lines."),
+            "fr-FR": Content(text="{{ tenant.name }} : les changements du mois sur vos "
+                                  "lignes.")}),
+}
+
+
+async def load_newsletter(db: Database, ctx: TenantContext, segment_id: str) -> None:
+    """A 5% universal holdout group and a draft newsletter to the segment, email first then
+    SMS: `simulate` shows how consent, holdout and caps shape its audience."""
+    for template in NEWSLETTER.values():
+        try:
+            await templates.get_template(db, template.id)
+        except NotFound:
+            await templates.create_template(db, HqContext(actor=SYSTEM), template)
+    await create_group(db, ctx, HoldoutCreate(percent=5))
+    await create_campaign(db, ctx, msgspec.convert({
+        "name": "Monthly newsletter", "category": "marketing", "purpose": "marketing",
+        "segment_id": segment_id, "channels": ["email", "sms"], "priority": 40,
+        "templates": {channel: t.id for channel, t in NEWSLETTER.items()},
+        "schedule": {"kind": "now"}}, CampaignCreate))
