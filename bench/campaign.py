@@ -271,7 +271,7 @@ async def run(customers: int, history: int, audience: int, *, workers: int,
             segment_id = (await create_segment(db, ctx, SegmentCreate(
                 name="half", definition=d.Everyone()))).id
             async with db.tenant_tx(ctx) as conn:
-                key = await hash_key(conn, ctx)
+                key = await hash_key(conn, ctx, db.keys)
             ids = [uuid.UUID(int=_rng.getrandbits(128)) for _ in range(customers)]
             user = urlsplit(services.admin_dsn).username or "postgres"
             await generate(dsn_for(services.admin_dsn, user=user, database=services.database),

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from core.identity.keys import Keys
 from core.settings import Settings
 from tenants.context import TenantContext
 
@@ -48,8 +49,11 @@ async def fetch_first(conn: Connection, sql: str, *args: Any) -> asyncpg.Record 
 
 
 class Database:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, keys: Keys | None = None) -> None:
         self.pool = pool
+        # Derived from the deployment secret, which the database never sees: services that
+        # hash for the suppression list take the tenant's key from here (`core.identity.keys`).
+        self.keys = keys if keys is not None else Keys("")
 
     @classmethod
     async def connect(cls, settings: Settings, dsn: str | None = None) -> Database:
@@ -60,7 +64,7 @@ class Database:
             init=_init_connection,
             # Statement cache stays on: RLS policies are re-checked per execution.
         )
-        return cls(pool)
+        return cls(pool, Keys(settings.secret_key))
 
     async def close(self) -> None:
         await self.pool.close()

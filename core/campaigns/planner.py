@@ -23,6 +23,7 @@ from core.campaigns.service import fetch, parse_id
 from core.db import Connection, Database
 from core.errors import Conflict
 from core.holdout.service import active_group_in, buckets_for
+from core.identity.keys import Keys
 from core.messaging.bulk import enqueue_chosen, skip_planned
 from core.messaging.statuses import hash_key
 from core.pressure import service as pressure
@@ -38,8 +39,9 @@ NO_JIT = ("select set_config('jit', 'off', true), set_config('work_mem', '64MB',
           "set_config('random_page_cost', '1.1', true)")
 
 
-async def build_spec(conn: Connection, ctx: TenantContext, campaign: Campaign,
+async def build_spec(conn: Connection, ctx: TenantContext, keys: Keys, campaign: Campaign,
                      now: datetime | None = None) -> plan.PlanSpec:
+    """`keys`: the `db.keys` the suppression list is matched with (see `plan.hmac_pads`)."""
     policy = await pressure.policy_in(conn, ctx.tenant_id)
     salt = await conn.fetchval("select salt from campaigns where id = $1",
                                uuid.UUID(campaign.id))
@@ -79,7 +81,7 @@ async def build_spec(conn: Connection, ctx: TenantContext, campaign: Campaign,
         holdout=holdout,
         rules=() if exempt else tuple(pressure.rules_for(policy, campaign.category,
                                                           campaign.tags)),
-        pads=plan.hmac_pads(await hash_key(conn, ctx)) if has_suppressions else None,
+        pads=plan.hmac_pads(await hash_key(conn, ctx, keys)) if has_suppressions else None,
         extra={"exempt": exempt, "policy_version": policy.version})
 
 
@@ -115,7 +117,7 @@ async def plan_batch(db: Database, ctx: TenantContext, campaign_id: str,
         if row is None or row["status"] == "done":
             return None
         campaign = await fetch(conn, campaign_id)
-        spec = await build_spec(conn, ctx, campaign)
+        spec = await build_spec(conn, ctx, db.keys, campaign)
         await conn.execute(NO_JIT)
         await _filter(conn, spec, list(row["customer_ids"]), ctx=ctx)
         await plan.choose(conn, spec, ctx.tenant_id)
@@ -235,7 +237,7 @@ async def simulate(db: Database, ctx: TenantContext, campaign_id: str, *,
             raise Conflict(f"a {campaign.status} campaign cannot be simulated",
                            field="status")
         await ensure_fresh(conn, ctx, campaign.segment_id)
-        spec = await build_spec(conn, ctx, campaign)
+        spec = await build_spec(conn, ctx, db.keys, campaign)
         await conn.execute(NO_JIT)
         ids = [r["customer_id"] for r in
                await conn.fetch(MEMBERS_SQL + " order by 1", campaign.segment_id)]

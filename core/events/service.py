@@ -109,7 +109,7 @@ async def ingest_events(db: Database, ctx: TenantContext, items: Sequence[EventI
                 results[i] = prepared  # type: ignore[assignment]
             else:
                 quarantine.append((i, item, prepared))  # type: ignore[arg-type]
-        await resolve_fast(conn, ctx, config, records, source,
+        await resolve_fast(conn, ctx, config, records, source, hash_keys=db.keys,
                            known_customers=known_customers)
         batch.stored = await _insert_events(
             conn, ctx, config, [r for r in records if not r.slow and r.error is None], results,
@@ -222,7 +222,7 @@ async def identify(db: Database, ctx: TenantContext, items: Sequence[IdentifyIn 
         batch = _Batch(config, prepared.results, await listeners_of(reactions, conn, ctx),
                        prepared.records)
         records, results = batch.records, batch.results
-        await resolve_fast(conn, ctx, config, records, source)
+        await resolve_fast(conn, ctx, config, records, source, hash_keys=db.keys)
         batch.stored = await _insert_events(
             conn, ctx, config, [r for r in records if not r.slow and r.error is None], results,
             source, collect=batch.listeners.events)

@@ -89,8 +89,8 @@ async def erase(db: Database, ctx: TenantContext, customer_id: uuid.UUID) -> Era
         config = await load_data_config(conn, ctx)
         identifiers = await conn.fetch(
             "select kind, value from identifiers where customer_id = any($1::uuid[])", ids)
-        hashes = [(r["kind"], hash_identifier(r["kind"], r["value"], config.hash_key))
-                  for r in identifiers]
+        key = config.suppression_key(db.keys)
+        hashes = [(r["kind"], hash_identifier(r["kind"], r["value"], key)) for r in identifiers]
         await conn.execute(
             """insert into suppressions (tenant_id, kind, value_hash, reason)
                select $1, k, h, 'erasure' from unnest($2::text[], $3::text[]) as u(k, h)

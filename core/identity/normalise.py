@@ -326,13 +326,14 @@ def hash_identifier(kind: str, normalised_value: str, salt: bytes) -> str:
     The suppression list outlives erasure, so it must not be a copy of the identifiers.
     A plain hash would be one in practice: phone numbers and most emails are guessable, and
     hashing every candidate is cheap. Keyed, the digests match nothing outside Relais
-    (no precomputed tables, no joining two tenants' lists). The key is per tenant
-    (`tenant_data_settings.hash_salt`) and today lives in the same database: someone holding
-    a copy of the database holds the key too and can test guesses one by one. Deriving it
-    from the deployment's secret key instead is a planned hardening. The kind is part of
-    the message so equal strings of different kinds never collide. Use one key wherever
-    opt-outs must match (an all-tenants opt-out needs an HQ-wide key); a new key cannot
-    re-hash old entries, so keep old keys to check against.
+    (no precomputed tables, no joining two tenants' lists). The key is per tenant and comes
+    from `core.identity.keys.suppression_key`: for tenants created since migration m0304,
+    HKDF of the deployment secret and the stored per-tenant salt, so a copy of the database
+    alone cannot test guesses; older tenants keep the stored salt as their key (version 1)
+    so their entries still match. The kind is part of the message so equal strings of
+    different kinds never collide. Use one key wherever opt-outs must match (an all-tenants
+    opt-out needs an HQ-wide key); a new key cannot re-hash old entries, so keep old keys
+    to check against.
     """
     if kind not in IDENTIFIER_KINDS:
         raise InvalidIdentifier(kind, "unknown identifier kind")

@@ -29,6 +29,7 @@ from asyncpg.pgproto.pgproto import UUID as PgUUID
 
 from core.db import Connection
 from core.identity.arrays import array_literal
+from core.identity.keys import Keys
 from core.identity.normalise import hash_identifier
 from core.identity.rules import IdentityRules, limit_of, priority_of
 from core.identity.survivorship import (
@@ -175,11 +176,11 @@ def _apply_exceptions(records: list[Record], missing: set[uuid.UUID],
 
 
 async def check_suppressions(conn: Connection, ctx: TenantContext, config: DataConfig,
-                             records: list[Record], unknown: set[Key]) -> None:
+                             hash_keys: Keys, records: list[Record], unknown: set[Key]) -> None:
     if not config.has_suppressions or not unknown:
         return
-    hashes = {hash_identifier(kind, value, config.hash_key): (kind, value)
-              for kind, value in unknown}
+    key = config.suppression_key(hash_keys)
+    hashes = {hash_identifier(kind, value, key): (kind, value) for kind, value in unknown}
     rows = await conn.fetch(
         """select s.value_hash from unnest($2::text[], $3::text[]) as q(kind, value_hash)
            join suppressions s on s.tenant_id = $1 and s.kind = q.kind
@@ -358,15 +359,17 @@ _ATTACH = """
 
 
 async def resolve_fast(conn: Connection, ctx: TenantContext, config: DataConfig,
-                       records: list[Record], source: str, *,
+                       records: list[Record], source: str, *, hash_keys: Keys,
                        known_customers: bool = False) -> None:
     """Resolve what can be resolved without a merge; marks the rest `slow` or `error`.
+    `hash_keys`: the `db.keys` the suppression list is matched with.
     `known_customers`: see `check_explicit_customers`."""
     await check_explicit_customers(conn, ctx, records, known=known_customers)
     live = [r for r in records if r.error is None]
     keys = list({k for r in live for k in r.ids})
     owners = await lookup(conn, ctx, keys)
-    await check_suppressions(conn, ctx, config, live, {k for k in keys if k not in owners})
+    await check_suppressions(conn, ctx, config, hash_keys, live,
+                             {k for k in keys if k not in owners})
     live = [r for r in live if r.error is None]
     # The common case needs no planning: every identifier known, all on one active profile.
     pending = []

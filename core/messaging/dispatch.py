@@ -149,7 +149,7 @@ class _Run:
             if not outcomes:
                 return
             async with self.d.db.tenant_tx(self.ctx) as conn:
-                self.changes += await write_outcomes(conn, self.ctx, self.token,
+                self.changes += await write_outcomes(conn, self.ctx, self.d.db.keys, self.token,
                                                      self.binding.plugin, outcomes)
 
     async def record(self, outcome: Outcome) -> None:
@@ -211,7 +211,7 @@ async def dispatch(d: Dispatcher, ctx: TenantContext, channel: str, *,
         enabled = await enabled_plugins(conn, ctx, d.plugins, box)
         rules = {name: config for name, config in enabled.items()
                  if d.plugins.component(name).kind == "rule"}
-        preparer = await Preparer.load(conn, ctx, channel, d.signer,
+        preparer = await Preparer.load(conn, ctx, channel, d.signer, d.db.keys,
                                        Eligibility(d.plugins, rules) if rules else None)
     run = _ChannelRun(d, ctx, channel, policy, preparer, sender_for(channel, enabled, d.plugins),
                       report)
@@ -270,7 +270,8 @@ class _ChannelRun:
                                 reason=f"the tenant has no {channel} plugin enabled")
                         for r in rows]
             async with d.db.tenant_tx(ctx) as conn:
-                self.changes += await write_outcomes(conn, ctx, token, None, outcomes)
+                self.changes += await write_outcomes(conn, ctx, d.db.keys, token, None,
+                                                     outcomes)
             _count(self.report, outcomes)
             return True
         binding = self.binding

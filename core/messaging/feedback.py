@@ -46,7 +46,7 @@ class Feedback:
 
     async def _apply(self, ctx: TenantContext, updates: Sequence[StatusUpdate]) -> list[Applied]:
         async with self.db.tenant_tx(ctx) as conn:
-            applied = await apply_updates(conn, ctx, updates)
+            applied = await apply_updates(conn, ctx, self.db.keys, updates)
             enabled = {}
             if self.plugins is not None and applied:
                 enabled = await enabled_configs(conn, ctx, self.plugins,

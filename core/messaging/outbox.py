@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from core.db import Connection
+from core.identity.keys import Keys
 from core.messaging.prepare import Outcome, Prepared
 from core.messaging.statuses import ADDRESS_KIND, suppress
 from plugins.types import MessageStatusChange
@@ -73,7 +74,8 @@ async def settle_expired(conn: Connection, ctx: TenantContext, doubtful: Sequenc
 _EVENT_OF = {"planned": "retrying"}
 
 
-async def write_outcomes(conn: Connection, ctx: TenantContext, token: str, provider: str | None,
+async def write_outcomes(conn: Connection, ctx: TenantContext, keys: Keys, token: str,
+                         provider: str | None,
                          outcomes: Sequence[Outcome]) -> list[MessageStatusChange]:
     """One statement for the rows, one for the events; only rows still held by `token`
     change, so a worker whose lease was recovered cannot overwrite the recovery."""
@@ -120,7 +122,7 @@ async def write_outcomes(conn: Connection, ctx: TenantContext, token: str, provi
     kind = ADDRESS_KIND.get(rows[0]["channel"]) if rows else None
     to_suppress = [(kind, o.to_address, o.suppress) for o in outcomes
                    if kind and o.suppress and o.to_address]
-    await suppress(conn, ctx, to_suppress)
+    await suppress(conn, ctx, keys, to_suppress)
     return [MessageStatusChange(message_id=r["id"], customer_id=r["customer_id"],
                                 channel=r["channel"], status=_EVENT_OF.get(r["status"],
                                                                            r["status"]),

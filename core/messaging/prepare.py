@@ -18,6 +18,7 @@ from uuid import UUID
 import msgspec
 
 from core.db import Connection
+from core.identity.keys import Keys
 from core.messaging.statuses import ADDRESS_KIND, address_hash, hash_key
 from core.messaging.tracking import Signer, track_html
 from core.templates.context import load_customers, render_context, tenant_namespace
@@ -90,16 +91,17 @@ class Batch:
 class Preparer:
     """Per dispatch run: the tenant namespace and renderers are read once."""
 
-    def __init__(self, ctx: TenantContext, channel: str, signer: Signer,
+    def __init__(self, ctx: TenantContext, channel: str, signer: Signer, keys: Keys,
                  tenant: dict[str, Any], renderers: TemplateRenderers,
                  rules: Eligibility | None = None) -> None:
-        self.ctx, self.channel, self.signer = ctx, channel, signer
+        self.ctx, self.channel, self.signer, self.keys = ctx, channel, signer, keys
         self.tenant, self.renderers, self.rules = tenant, renderers, rules
 
     @classmethod
     async def load(cls, conn: Connection, ctx: TenantContext, channel: str,
-                   signer: Signer, rules: Eligibility | None = None) -> Preparer:
-        return cls(ctx, channel, signer, await tenant_namespace(conn, ctx),
+                   signer: Signer, keys: Keys, rules: Eligibility | None = None) -> Preparer:
+        """`keys`: the `db.keys` the suppression list is matched with."""
+        return cls(ctx, channel, signer, keys, await tenant_namespace(conn, ctx),
                    await TemplateRenderers.load(conn), rules)
 
     async def prepare(self, conn: Connection, rows: Sequence[Any]) -> Batch:
@@ -176,7 +178,7 @@ class Preparer:
         kind = ADDRESS_KIND.get(self.channel)
         if kind is None or not addresses:
             return set()
-        key = await hash_key(conn, self.ctx)
+        key = await hash_key(conn, self.ctx, self.keys)
         hashes = {}
         for address in set(addresses):
             digest = address_hash(kind, address, key, self.ctx.country)

@@ -18,8 +18,9 @@ import msgspec
 
 from core.db import Connection
 from core.errors import InvalidInput
+from core.identity.keys import Keys
 from core.identity.normalise import hash_identifier, normalise_identifier
-from core.model.service import ensure_settings_row
+from core.model.service import load_suppression_key
 from plugins.types import MessageStatusChange
 from tenants.context import TenantContext
 
@@ -68,7 +69,7 @@ async def _target(conn: Connection, update: StatusUpdate) -> Any:
     return None
 
 
-async def apply_updates(conn: Connection, ctx: TenantContext,
+async def apply_updates(conn: Connection, ctx: TenantContext, keys: Keys,
                         updates: Sequence[StatusUpdate]) -> list[Applied]:
     """Apply reports in order, inside the caller's tenant transaction. Unknown messages are
     skipped (a provider may report on messages another system sent)."""
@@ -126,16 +127,13 @@ async def apply_updates(conn: Connection, ctx: TenantContext,
                                channel=row["channel"], purpose=row["purpose"],
                                status=update.status, previous_status=row["status"],
                                recorded=recorded))
-    await suppress(conn, ctx, to_suppress)
+    await suppress(conn, ctx, keys, to_suppress)
     return applied
 
 
-async def hash_key(conn: Connection, ctx: TenantContext) -> bytes:
-    key = await conn.fetchval("select hash_salt from tenant_data_settings")
-    if key is None:
-        await ensure_settings_row(conn, ctx)
-        key = await conn.fetchval("select hash_salt from tenant_data_settings")
-    return bytes(key)
+async def hash_key(conn: Connection, ctx: TenantContext, keys: Keys) -> bytes:
+    """The tenant's suppression-list key; `keys` is the caller's `db.keys`."""
+    return await load_suppression_key(conn, ctx, keys)
 
 
 def address_hash(kind: str, address: str, key: bytes, country: str) -> str | None:
@@ -146,12 +144,12 @@ def address_hash(kind: str, address: str, key: bytes, country: str) -> str | Non
         return None
 
 
-async def suppress(conn: Connection, ctx: TenantContext,
+async def suppress(conn: Connection, ctx: TenantContext, keys: Keys,
                    entries: Sequence[tuple[str, str, str]]) -> int:
     """Put (kind, address, reason) on the suppression list; returns how many were new."""
     if not entries:
         return 0
-    key = await hash_key(conn, ctx)
+    key = await hash_key(conn, ctx, keys)
     rows = [(kind, h, reason) for kind, address, reason in entries
             if (h := address_hash(kind, address, key, ctx.country)) is not None]
     if not rows:

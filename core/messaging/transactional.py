@@ -86,7 +86,7 @@ async def send(db: Database, arq: ArqRedis, settings: Settings, plugins: PluginM
                "purpose": template.purpose, "template_id": template.id, "locale": data.locale,
                "to_address": to, "data": data.data}
         preparer = await Preparer.load(conn, ctx, template.channel,
-                                       Signer(settings.secret_key, settings.base_url))
+                                       Signer(settings.secret_key, settings.base_url), db.keys)
         batch = await preparer.prepare(conn, [row])
         outcome = batch.outcomes[0] if batch.outcomes else None
         if outcome is not None and outcome.error_code == "render_error":

@@ -21,6 +21,7 @@ import msgspec
 from core.audit.service import record, record_hq
 from core.db import Connection, Database
 from core.errors import Conflict, InvalidInput
+from core.identity.keys import CURRENT_VERSION, Keys, StoredKey
 from core.identity.rules import HQ_DEFAULT_RULES, IdentityOverlay, IdentityRules, effective_rules
 from core.model.schemas import (
     DataSettings,
@@ -50,9 +51,13 @@ class DataConfig:
     settings: DataSettings
     rules: IdentityRules
     overlay: IdentityOverlay
-    hash_key: bytes
+    stored_key: StoredKey
+    """The suppression list's key as stored (salt, version): `suppression_key` derives it."""
     has_suppressions: bool
     has_quarantine: bool
+
+    def suppression_key(self, keys: Keys) -> bytes:
+        return keys.suppression_key(self.stored_key)
 
     @functools.cached_property
     def blocked_tuples(self) -> dict[str, tuple[str, ...]]:
@@ -89,7 +94,8 @@ select (select row_to_json(s) from (select unknown_events, invalid_properties, s
                                            future_tolerance_seconds, updated_at
                                     from tenant_data_settings) s) as settings,
        (select identity_overlay from tenant_data_settings) as overlay,
-       (select hash_salt from tenant_data_settings) as hash_key,
+       (select hash_salt from tenant_data_settings) as hash_salt,
+       (select hash_key_version from tenant_data_settings) as hash_key_version,
        (select coalesce(json_agg(f), '[]') from (select name, type, required, enum_values,
                description, builtin from hq_core_fields) f) as core_fields,
        (select coalesce(json_agg(f), '[]') from (select name, type, required, enum_values,
@@ -112,11 +118,23 @@ _SHARED_LOCK = """, pg_advisory_xact_lock_shared($1, hashtext($2)) is null as lo
 
 
 async def ensure_settings_row(conn: Connection, ctx: TenantContext) -> None:
-    # The hashing key of the suppression list is created with the row and never changes:
-    # a new key could not match the hashes recorded by earlier erasures.
+    # The salt and version of the suppression list's key are created with the row and never
+    # change: a new key could not match the hashes recorded by earlier erasures.
     await conn.execute(
-        """insert into tenant_data_settings (tenant_id, hash_salt) values ($1, $2)
-           on conflict (tenant_id) do nothing""", ctx.tenant_id, secrets.token_bytes(32))
+        """insert into tenant_data_settings (tenant_id, hash_salt, hash_key_version)
+           values ($1, $2, $3) on conflict (tenant_id) do nothing""",
+        ctx.tenant_id, secrets.token_bytes(32), CURRENT_VERSION)
+
+
+async def load_suppression_key(conn: Connection, ctx: TenantContext, keys: Keys) -> bytes:
+    """The tenant's suppression-list hashing key (creating its settings row if needed)."""
+    sql = "select hash_salt, hash_key_version from tenant_data_settings"
+    row = await conn.fetchrow(sql)
+    if row is None:
+        await ensure_settings_row(conn, ctx)
+        row = await conn.fetchrow(sql)
+    return keys.suppression_key(StoredKey(ctx.tenant_id, bytes(row["hash_salt"]),
+                                          row["hash_key_version"]))
 
 
 async def load_data_config(conn: Connection, ctx: TenantContext, *,
@@ -144,7 +162,7 @@ async def load_data_config(conn: Connection, ctx: TenantContext, *,
         settings=msgspec.convert(row["settings"], DataSettings),
         rules=effective_rules(hq_rules, overlay),
         overlay=overlay,
-        hash_key=bytes(row["hash_key"]),
+        stored_key=StoredKey(ctx.tenant_id, bytes(row["hash_salt"]), row["hash_key_version"]),
         has_suppressions=row["has_suppressions"],
         has_quarantine=row["has_quarantine"],
     )

@@ -67,7 +67,7 @@ async def test_each_decision_follows_the_rules(db, make_tenant, crowd, hour, abo
                 and row["email"] else []
             if "sms" in p["suppressed"] and row["phone"]:
                 entries.append(("phone", row["phone"], "test"))
-            await suppress(conn, shop.ctx, entries)
+            await suppress(conn, shop.ctx, db.keys, entries)
     at = datetime(2030, 5, 14, tzinfo=UTC) + timedelta(hours=hour)
     campaign = await run_campaign(shop, schedule={"kind": "at", "at": at.isoformat()},
                                   quiet_hours="abort" if abort else "delay")

@@ -61,7 +61,7 @@ async def test_filters_in_order_with_reasons(db, make_tenant):
         await conn.execute("update customers set erased_at = now() where id = $1", erased[0])
         email = await conn.fetchval("select email from customers where id = $1",
                                     suppressed[0])
-        assert await suppress(conn, shop.ctx, [("email", email, "complaint")]) == 1
+        assert await suppress(conn, shop.ctx, db.keys, [("email", email, "complaint")]) == 1
     # a marketing email already went out that day: the daily rule is full
     await add_history(shop, [{"customer_id": capped[0],
                               "at": datetime(2030, 3, 4, 7, tzinfo=UTC)}])
