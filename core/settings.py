@@ -22,7 +22,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     migration_database_url: str = ""
     redis_url: str = ""
     data_dir: str = ".relais"
-    # Signs tracking links and encrypts plugin secrets; must be set in production.
+    # Signs tracking links, encrypts plugin secrets and keys the suppression list; must be
+    # set in production and never changed.
     secret_key: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
