@@ -2,9 +2,8 @@
 one recipient row per audience member (half a million for the benchmark's campaign), and
 each paid a referential check against the one campaign row, which is never deleted (a
 campaign is cancelled, not removed): 49,000 rows took 320 ms with the check, 170 ms
-without, measured alone. The rows
-are only ever written by the planner, inside the campaign's own batch transaction, after it
-read the campaign row `for share`."""
+without, measured alone. The rows are only ever written by the planner, inside the
+campaign's own batch transaction, after it read the campaign row `for share`."""
 
 from migrations.sql import sql_migration
 
