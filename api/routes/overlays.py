@@ -14,11 +14,11 @@ factory with their kind (see docs/overlays.md).
 # No `from __future__ import annotations`: the handlers below are closures whose
 # annotations name per-kind types, which Litestar must see as objects, not strings.
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, post, put
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, PathParameter
 
 from api.deps import Ctx, CursorParam, Db, Hq, LimitParam
 from core.pagination import DEFAULT_LIMIT, Page
@@ -26,6 +26,10 @@ from tenants import overlay, rollout
 from tenants.governance import Parameter
 from tenants.overlay import Effective, GlobalVersion, KindVersion, Overlay, OverlayUpdate
 from tenants.rollout import PilotRequest, Rollout
+
+# Versions are `integer` columns: a larger number is refused as input (400 naming `version`)
+# rather than overflowing in the driver as a 500.
+Version = Annotated[int, PathParameter(ge=0, le=2**31 - 1)]
 
 
 def _camel(name: str) -> str:
@@ -60,18 +64,18 @@ def overlay_controllers(kind_name: str, segment: str,
                 definition=data.definition, parameters=data.parameters, notes=data.notes))
 
         @get("/versions/{version:int}", opt={"scope": read}, summary=f"A {kind_name} version")
-        async def get_version(self, db: Db, version: FromPath[int]) -> GlobalVersion:
+        async def get_version(self, db: Db, version: Version) -> GlobalVersion:
             return await overlay.get_version(db, kind_name, version)
 
         @post("/versions/{version:int}/pilot", opt={"scope": write}, status_code=200,
               summary="Pilot a version on chosen tenants")
-        async def pilot(self, db: Db, hq: Hq, version: FromPath[int],
+        async def pilot(self, db: Db, hq: Hq, version: Version,
                         data: JSONBody[PilotRequest]) -> Rollout:
             return await rollout.start_pilot(db, hq, kind_name, version, data)
 
         @post("/versions/{version:int}/propagate", opt={"scope": write}, status_code=200,
               summary="Make a version current for every tenant")
-        async def propagate(self, db: Db, hq: Hq, version: FromPath[int]) -> Rollout:
+        async def propagate(self, db: Db, hq: Hq, version: Version) -> Rollout:
             return await rollout.propagate(db, hq, kind_name, version)
 
         @delete("/pilots/{tenant_id:str}", opt={"scope": write}, status_code=200,

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, Request, delete, get, patch, post, put
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, PathParameter
 
 from api.deps import Ctx, CursorParam, Db, Hq, LimitParam
 from core.pagination import DEFAULT_LIMIT, Page
@@ -75,6 +76,11 @@ class HqTemplateController(Controller):
         return await preview.preview_for_hq(db, template_id, data, base_url=_base_url(request))
 
 
+# The name is the partial's key and must match its check constraint (a 400 naming `name`,
+# not a constraint violation as a 500).
+PartialPath = Annotated[str, PathParameter(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+
+
 class HqPartialController(Controller):
     path = "/v1/hq/template-partials"
     tags = ["hq: templates"]
@@ -82,7 +88,7 @@ class HqPartialController(Controller):
 
     @put("/{name:str}", opt={"scope": "templates:write"},
          summary="Create or replace a shared layout/partial")
-    async def put(self, db: Db, hq: Hq, name: FromPath[str],
+    async def put(self, db: Db, hq: Hq, name: PartialPath,
                   data: JSONBody[PartialPut]) -> Partial:
         return await service.put_partial(db, hq, name, data)
 

@@ -176,10 +176,12 @@ async def update_campaign(db: Database, ctx: TenantContext, campaign_id: str,
         if changes:
             names = list(changes)
             sets = ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(names))
-            raw = msgspec.to_builtins(merged)
+            # `_values`, not `to_builtins(merged)`: omit_defaults drops a field set back to its
+            # default (bypass_quiet_hours=false, priority=50), which must be written too.
+            values = dict(zip(FIELDS, _values(merged), strict=True))
             await conn.execute(
                 f"update campaigns set {sets}, updated_at = now() where id = $1",
-                uuid.UUID(current.id), *[raw.get(n) for n in names])
+                uuid.UUID(current.id), *[values[n] for n in names])
             await record(conn, ctx, "campaign.updated", "campaign", current.id,
                          {"fields": names})
         return await fetch(conn, current.id)
