@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from api.deps import DEPENDENCIES, scope_guard
 from api.middleware import AuthMiddleware, RequestContextMiddleware
+from api.nul import refuse_nul
 from api.problems import EXCEPTION_HANDLERS
 from api.routes import ROUTE_HANDLERS
 from core.auth.cache import AccessCache
@@ -65,6 +66,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies=DEPENDENCIES,
         guards=[scope_guard],
         middleware=[RequestContextMiddleware(), AuthMiddleware()],
+        before_request=refuse_nul,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

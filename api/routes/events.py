@@ -103,7 +103,8 @@ class IngestController(Controller):
         return _single((await service.identify(db, ctx, [data], source=source,
                                                reactions=_reactions(request)))[0])
 
-    @post("/identify:batch", opt={"scope": "customers:write"}, status_code=200,
+    @post("/identify:batch", opt={"scope": "customers:write", "accepts_nul": True},
+          status_code=200,
           request_max_body_size=MAX_BATCH_BYTES,
           operation_class=_raw_batch_operation("IdentifyIn"),
           summary="Upsert up to 1,000 profiles; one result per item")
@@ -120,7 +121,8 @@ class IngestController(Controller):
         return _single((await service.ingest_events(db, ctx, [data], source=source,
                                                     reactions=_reactions(request)))[0])
 
-    @post("/events:batch", opt={"scope": "events:write"}, status_code=200,
+    @post("/events:batch", opt={"scope": "events:write", "accepts_nul": True},
+          status_code=200,
           request_max_body_size=MAX_BATCH_BYTES,
           operation_class=_raw_batch_operation("EventIn"),
           summary="Ingest up to 1,000 events / 1 MB; one result per item")

@@ -66,7 +66,7 @@ async def test_nul_characters_are_refused_before_sql(tenant):
     r = await tenant.post("/identify", {"identifiers": uid, "traits": {"first_name": "a\u0000"}})
     assert r.status_code == 422 and r.json()["field"] == "traits.first_name"
     r = await tenant.post("/identify", {"identifiers": uid, "traits": {"x": ["\u0000"]}})
-    assert r.status_code == 422 and r.json()["field"] == "traits"
+    assert r.status_code == 422 and r.json()["field"] == "traits.x[0]"
 
 
 async def test_a_bad_item_never_sinks_the_batch(tenant):

@@ -1,5 +1,6 @@
 """An import holding a NUL character (found by tests/platform/test_fuzz.py): its payload is
-stored as jsonb, which cannot hold NUL, so the request is refused naming the item."""
+stored as jsonb, which cannot hold NUL, so the request is refused naming the field (by the
+API's NUL guard, api/nul.py; the import service refuses such items too, naming the item)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,6 @@ async def test_import_with_a_nul_character_is_a_422_naming_the_item(tenant):
     bad = dict(ok, message_id="m2", properties={"note": "a\x00b"})
     r = await tenant.post("/imports", {"kind": "events", "items": [ok, bad]})
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
-    assert r.json()["field"] == "items[1]"
+    assert r.json()["field"] == "items[1].properties.note"
     r = await tenant.post("/imports", {"kind": "events", "items": [ok]})
     assert r.status_code == 202, r.text

@@ -2,8 +2,9 @@
 
 Like the cross-tenant walk, this reads the live schema, so new routes are covered without
 touching this file. Each operation with a JSON body gets broken JSON, a JSON value of the
-wrong shape, an unknown field, and every top-level property set to a value of the wrong
-type; each query parameter gets a value of the wrong type.
+wrong shape, an unknown field, every top-level property set to a value of the wrong type
+and every string property holding a NUL character; each query parameter gets a value of
+the wrong type.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def _bad_bodies(schema: dict, spec: dict) -> list[tuple[str, bytes | object]]:
             kind = _type_of(prop, spec)
             if kind in _WRONG:
                 cases.append((f"{name} wrong type", {name: _WRONG[kind]}))
+            if kind == "string":  # PostgreSQL text cannot hold NUL (api/nul.py)
+                cases.append((f"{name} with NUL", {name: "nul\x00here"}))
     return cases
 
 

@@ -57,3 +57,20 @@ async def test_request_id_is_echoed_and_reported(client, hq_key):
     assert r.headers["x-request-id"] == "trace-12345678" == body["request_id"]
     r = await client.get("/v1/hq/tenants", headers=auth(hq_key))
     assert len(r.headers["x-request-id"]) == 32
+
+
+async def test_nul_anywhere_in_a_json_body_is_a_422_naming_its_field(client, hq_key):
+    """Nested strings and keys too; an escaped backslash before u0000 is ordinary text."""
+    r = await client.post("/v1/hq/tenants", headers=auth(hq_key), json={
+        "id": "nul-tenant", "name": "Nul", "country": "FR", "timezone": "Europe/Paris",
+        "default_locale": "fr-FR", "locales": ["fr-FR", "en\x00GB"]})
+    assert r.status_code == 422 and r.json()["field"] == "locales[1]"
+    assert r.headers["content-type"] == "application/problem+json"
+    r = await client.post("/v1/hq/tenants", headers=auth(hq_key), json={
+        "id": "nul-tenant", "name": "Nul", "country": "FR", "timezone": "Europe/Paris",
+        "default_locale": "fr-FR", "settings": {"a\x00": 1}})
+    assert r.status_code == 422 and r.json()["field"].startswith("settings.a")
+    r = await client.post("/v1/hq/tenants", headers=auth(hq_key), json={
+        "id": "nul-tenant", "name": "back\\u0000slash", "country": "FR",
+        "timezone": "Europe/Paris", "default_locale": "fr-FR"})
+    assert r.status_code == 201, r.text  # the text "back\u0000slash", no NUL in it
