@@ -1,6 +1,7 @@
-"""PostgreSQL text and jsonb cannot hold the NUL character: a JSON body carrying one
-(`\\u0000`) in any string or key is refused before the handler runs, with a 422 naming the
-field, instead of failing in the database as a 500.
+"""PostgreSQL text and jsonb cannot hold the NUL character, so input carrying one is
+answered before the handler runs instead of failing in the database as a 500: a path
+parameter (`%00`) names no object (404), a query parameter or a JSON body string or key
+(`\\u0000`) is invalid input (422), each naming the parameter or field.
 
 The ingestion routes refuse such items one by one themselves (a batch keeps its other
 items): they opt out with `opt={"accepts_nul": True}`.
@@ -14,7 +15,7 @@ from typing import Any
 import msgspec
 from litestar import Request
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 
 # An escape for U+0000 in JSON text: `\u0000` preceded by an even number of backslashes
 # (`\\u0000` is a backslash followed by the letters "u0000", which is fine).
@@ -42,6 +43,12 @@ def _path_to_nul(value: Any, path: str = "") -> str | None:
 
 async def refuse_nul(request: Request) -> None:
     """Litestar `before_request` hook (the body read here is cached for the handler)."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise NotFound(f"no object has this {name}", field=name)
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise InvalidInput("text cannot contain the NUL character", field=name)
     if request.route_handler.opt.get("accepts_nul") or \
             request.content_type[0] != "application/json":
         return

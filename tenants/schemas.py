@@ -5,9 +5,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
+TENANT_SLUG = r"^[a-z][a-z0-9-]{1,39}$"
 TenantSlug = Annotated[
-    str,
-    msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{1,39}$", description="lowercase slug, e.g. `lyon`"),
+    str, msgspec.Meta(pattern=TENANT_SLUG, description="lowercase slug, e.g. `lyon`"),
 ]
 CountryCode = Annotated[
     str, msgspec.Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. `FR`")

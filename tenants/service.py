@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 import msgspec
 
@@ -10,7 +12,7 @@ from core.db import Connection, Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.pagination import Page, check_limit, decode_cursor, page_of
 from tenants.context import Actor, HqContext, TenantContext
-from tenants.schemas import Tenant, TenantCreate, TenantStatus, TenantUpdate
+from tenants.schemas import TENANT_SLUG, Tenant, TenantCreate, TenantStatus, TenantUpdate
 from tenants.validation import check_country, check_locales, check_timezone
 
 _COLUMNS = "id, name, country, timezone, default_locale, locales, status, created_at, updated_at"
@@ -26,7 +28,12 @@ async def fetch_tenant(conn: Connection, tenant_id: str) -> Tenant | None:
     return _tenant(row) if row else None
 
 
+_SLUG = re.compile(TENANT_SLUG)
+
+
 async def get_tenant(db: Database, tenant_id: str) -> Tenant:
+    if not _SLUG.match(tenant_id):  # no such tenant can exist (nor reach the database: NUL)
+        raise NotFound(f"tenant {tenant_id!r} not found")
     async with db.pool.acquire() as conn:  # one HQ-wide read: no transaction needed
         tenant = await fetch_tenant(conn, tenant_id)
     if tenant is None:

@@ -74,3 +74,22 @@ async def test_nul_anywhere_in_a_json_body_is_a_422_naming_its_field(client, hq_
         "id": "nul-tenant", "name": "back\\u0000slash", "country": "FR",
         "timezone": "Europe/Paris", "default_locale": "fr-FR"})
     assert r.status_code == 201, r.text  # the text "back\u0000slash", no NUL in it
+
+
+async def test_nul_in_a_path_or_query_parameter_is_a_4xx_naming_it(client, hq_key, make_tenant,
+                                                                   make_key):
+    tenant = await make_tenant("nul")
+    key = await make_key(tenant.id)
+    for url in (f"/v1/tenants/{tenant.id}/segments/seg%00x",
+                f"/v1/tenants/{tenant.id}/messages/m%00",
+                f"/v1/tenants/{tenant.id}/events/x%00", "/v1/hq/templates/t%00"):
+        r = await client.get(url, headers=auth(key if "/tenants/" in url else hq_key))
+        assert r.status_code == 404, (url, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["field"] in ("segment_id", "msg_id", "message_id", "template_id")
+    r = await client.get(f"/v1/tenants/{tenant.id}/messages", headers=auth(key),
+                         params={"source_id": "a\x00"})
+    assert r.status_code == 422 and r.json()["field"] == "source_id"
+    # the tenant itself, with an HQ key (which reaches every tenant's routes)
+    r = await client.get("/v1/tenants/nul%00x/customers", headers=auth(hq_key))
+    assert 400 <= r.status_code < 500, r.text
