@@ -4,7 +4,7 @@ Like the cross-tenant walk, this reads the live schema, so new routes are covere
 touching this file. Each operation with a JSON body gets broken JSON, a JSON value of the
 wrong shape, an unknown field, every top-level property set to a value of the wrong type
 and every string property holding a NUL character; each query parameter gets a value of
-the wrong type.
+the wrong type (a NUL for strings), and the last path parameter a NUL.
 """
 
 from __future__ import annotations
@@ -97,9 +97,18 @@ async def test_every_route_answers_bad_input_with_a_4xx_problem(
                 if param["in"] == "query" and kind in ("integer", "number", "boolean"):
                     cases.append((f"query {param['name']}", {
                         "params": {param["name"]: _WRONG[kind]}, "headers": headers}))
+                if param["in"] == "query" and kind == "string":
+                    cases.append((f"query {param['name']} with NUL", {
+                        "params": {param["name"]: "nul\x00here"}, "headers": headers}))
+            names = [n for n in _PARAM.findall(path) if n != "tenant"]
+            if names:  # the last path parameter holding a NUL (%00)
+                holed = dict(values, **{names[-1]: "nul%00here"})
+                cases.append(("path with NUL", {"headers": headers, "url": _PARAM.sub(
+                    lambda m, v=holed: v.get(m.group(1), "x"), path)}))
             for label, kw in cases:
                 checked += 1
-                r = await client.request(method.upper(), url, **kw)
+                target = kw.pop("url", url)
+                r = await client.request(method.upper(), target, **kw)
                 problem = (r.headers.get("content-type") == "application/problem+json")
                 named = r.status_code not in (400, 422) or bool(r.json().get("field"))
                 if not (400 <= r.status_code < 500 and problem and named):
