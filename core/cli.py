@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -81,7 +82,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from core.runtime import environment_for
 
     settings = settings.with_changes(host=args.host or settings.host,
-                                     port=args.port or settings.port)
+                                     port=args.port or settings.port,
+                                     api_workers=args.api_workers or settings.api_workers)
     runtime, lines = _run(_prepare(settings, demo=args.demo))
     env = environment_for(runtime.settings)
     children = [
@@ -128,16 +130,26 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from api.app import create_app
     from core.logging import configure_logging
-    from core.runtime import resolve, settle_heap
+    from core.runtime import environment_for, resolve, settle_heap
 
     configure_logging(settings.log_level)
     runtime = _run(resolve(settings.with_changes(host=args.host or settings.host,
                                                  port=args.port or settings.port)))
     resolved = runtime.settings
+    workers = args.workers or resolved.api_workers
+    if workers < 1:
+        raise RelaisError("--workers / RELAIS_API_WORKERS must be at least 1")
+    options: dict[str, Any] = {"host": resolved.host, "port": resolved.port,
+                               "log_config": None, "access_log": False, "lifespan": "on"}
+    if workers > 1:
+        # Each process builds its app from the environment (the resolved settings, embedded
+        # servers' URLs included): uvicorn's supervisor starts and stops them.
+        os.environ.update(environment_for(resolved))
+        uvicorn.run("api.app:app_from_environment", factory=True, workers=workers, **options)
+        return 0
     app = create_app(resolved)
     settle_heap()
-    uvicorn.run(app, host=resolved.host, port=resolved.port,
-                log_config=None, access_log=False, lifespan="on")
+    uvicorn.run(app, **options)
     return 0
 
 
@@ -254,11 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="API listen address (default 127.0.0.1)")
     up.add_argument("--port", type=int, help="API port (default 8000)")
     up.add_argument("--demo", action="store_true", help="load the demo group (HQ + 3 tenants)")
+    up.add_argument("--api-workers", type=int,
+                    help="API processes (default RELAIS_API_WORKERS, 1)")
     up.set_defaults(handler=cmd_up)
 
     serve = sub.add_parser("serve", help="run the API server only")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int,
+                       help="API processes on the port (default RELAIS_API_WORKERS, 1)")
     serve.set_defaults(handler=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a background job worker")

@@ -27,6 +27,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secret_key: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    # API processes `relais serve` runs on the port (one per core serves most; on
+    # Kubernetes keep one per pod and scale pods).
+    api_workers: int = 1
     # Namespaces every Redis key (queue, rate limits), so several deployments or test
     # runs can share one Redis.
     redis_prefix: str = "relais"
@@ -61,7 +64,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _INT_FIELDS = {
-    "port", "rate_limit_per_minute", "max_body_bytes", "db_pool_min", "db_pool_max",
+    "port", "api_workers", "rate_limit_per_minute", "max_body_bytes", "db_pool_min", "db_pool_max",
     "audit_retention_days", "auth_cache_seconds", "oauth_client_rate_limit_per_minute",
     "oauth_address_rate_limit_per_minute",
 }

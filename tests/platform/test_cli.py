@@ -85,9 +85,10 @@ def test_up_starts_everything_embedded_and_stops_cleanly(tmp_path: Path):
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
 
-    # Second start reuses the data: no new bootstrap key, demo not reloaded.
-    up = subprocess.Popen([*RELAIS, "up", "--demo"], env=env, stdout=subprocess.PIPE,
-                          stderr=log.open("w"), text=True)
+    # Second start reuses the data: no new bootstrap key, demo not reloaded; this time with
+    # two API processes on the port, which answer and stop with the rest.
+    up = subprocess.Popen([*RELAIS, "up", "--demo", "--api-workers", "2"], env=env,
+                          stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
     try:
         lines = []
         while True:
@@ -96,6 +97,15 @@ def test_up_starts_everything_embedded_and_stops_cleanly(tmp_path: Path):
             if line.startswith("Press Ctrl-C") or not line:
                 break
         assert not any("key" in line for line in lines), lines
+        deadline = time.monotonic() + 60
+        answers = []
+        while time.monotonic() < deadline and len(answers) < 20:
+            try:
+                answers.append(httpx.get(f"http://127.0.0.1:{port}/v1/hq/tenants", timeout=2,
+                                         headers={"Authorization": f"Bearer {hq_key}"}))
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert [r.status_code for r in answers] == [200] * 20, log.read_text()[-3000:]
     finally:
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0, log.read_text()[-3000:]
