@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 import pytest
@@ -22,6 +23,8 @@ from tenants.context import SYSTEM
 from tenants.service import tenant_context
 from tests.conftest import auth
 from tests.plugins.recorder import Recorder, enable, installed
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -42,19 +45,23 @@ async def _blocked_by(conn: asyncpg.Connection) -> None:
 
 
 async def _deadlock(conn: asyncpg.Connection, tenant_id: str, customer_id: str,
-                    identity_lock: str) -> None:
-    """Hold `customer_id`'s row; once the ingestion waits for it, take the tenant's identity
-    lock (`shared` or `exclusive`), which the ingestion holds: a cycle. Returns once
-    PostgreSQL aborted the ingestion (it waited first, and this session's long timeout
-    keeps it from being chosen), then commits."""
+                    identity_lock: str, ingest: Callable[[], Awaitable[T]]) -> T:
+    """Hold `customer_id`'s row, then start `ingest()`; once the ingestion waits for the
+    row, take the tenant's identity lock (`shared` or `exclusive`), which the ingestion
+    holds: a cycle. PostgreSQL aborts the ingestion (it waited first, and this session's
+    long timeout keeps it from being chosen); this transaction commits and the retried
+    ingestion's answer is returned. (The row is locked before the ingestion starts: started
+    together, the ingestion could get past the row first and never wait.)"""
     async with conn.transaction():
         await conn.execute("set local deadlock_timeout = '60s'")
         await conn.execute("select 1 from customers where tenant_id = $1 and id = $2 "
                            "for update", tenant_id, uuid.UUID(customer_id))
+        request = asyncio.create_task(ingest())
         await _blocked_by(conn)
         function = ("pg_advisory_xact_lock_shared" if identity_lock == "shared"
                     else "pg_advisory_xact_lock")
         await conn.execute(f"select {function}($1, hashtext($2))", LOCK_NAMESPACE, tenant_id)
+    return await request
 
 
 class Net:
@@ -89,13 +96,11 @@ async def _audited(superuser, tenant_id: str, action: str) -> int:
 
 async def test_a_deadlocked_fast_path_is_retried_and_succeeds_once(net, superuser, caplog):
     customer = await net.customer({"email": "ana@tcl.fr"})
-    request = asyncio.create_task(net.post("/identify", {
-        "identifiers": {"email": "ana@tcl.fr"}, "traits": {"first_name": "Ana"},
-        "message_id": "id-1"}))
     with caplog.at_level(logging.WARNING, logger="relais.ingestion"):
         # The fast path holds the identity lock (shared) and waits for the profile's row.
-        await _deadlock(superuser, net.id, customer, "exclusive")
-        r = await request
+        r = await _deadlock(superuser, net.id, customer, "exclusive", lambda: net.post(
+            "/identify", {"identifiers": {"email": "ana@tcl.fr"},
+                          "traits": {"first_name": "Ana"}, "message_id": "id-1"}))
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["customer_id"]) == ("accepted", customer)
     [retry] = _retries(caplog)
@@ -116,17 +121,17 @@ async def test_a_deadlocked_merge_is_retried_alone_keeping_the_fast_path_accepte
         await enable(client, hq_key, net.id, net.key)
         older = await net.customer({"email": "ben@tcl.fr"})
         newer = await net.customer({"phone": "+33622000001"})
-        request = asyncio.create_task(net.post("/events:batch", {"items": [
+        batch = {"items": [
             # A new profile: the fast path stores it and commits.
             {"message_id": "ev-1", "type": "app_opened",
              "identifiers": {"email": "new@tcl.fr"}},
             # Links the two profiles: merged by the slow path, in its own transaction.
             {"message_id": "ev-2", "type": "app_opened",
-             "identifiers": {"email": "ben@tcl.fr", "phone": "+33622000001"}}]}))
+             "identifiers": {"email": "ben@tcl.fr", "phone": "+33622000001"}}]}
         with caplog.at_level(logging.WARNING, logger="relais.ingestion"):
             # The slow path holds the identity lock (exclusive) and waits for the survivor.
-            await _deadlock(superuser, net.id, older, "shared")
-            r = await request
+            r = await _deadlock(superuser, net.id, older, "shared",
+                                lambda: net.post("/events:batch", batch))
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert [x["status"] for x in results] == ["accepted", "accepted"]
