@@ -48,7 +48,7 @@ from core.db import Database
 from core.holdout import service as holdout
 from core.holdout.schemas import HoldoutCreate
 from core.identity.normalise import hash_identifier
-from core.messaging.statuses import hash_key
+from core.model.service import load_suppression_key
 from core.pressure import service as pressure
 from core.segments import definition as d
 from core.segments.schemas import SegmentCreate
@@ -271,7 +271,7 @@ async def run(customers: int, history: int, audience: int, *, workers: int,
             segment_id = (await create_segment(db, ctx, SegmentCreate(
                 name="half", definition=d.Everyone()))).id
             async with db.tenant_tx(ctx) as conn:
-                key = await hash_key(conn, ctx, db.keys)
+                key = await load_suppression_key(conn, ctx, db.keys)
             ids = [uuid.UUID(int=_rng.getrandbits(128)) for _ in range(customers)]
             user = urlsplit(services.admin_dsn).username or "postgres"
             await generate(dsn_for(services.admin_dsn, user=user, database=services.database),

@@ -25,7 +25,7 @@ from core.errors import Conflict
 from core.holdout.service import active_group_in, buckets_for
 from core.identity.keys import Keys
 from core.messaging.bulk import enqueue_chosen, skip_planned
-from core.messaging.statuses import hash_key
+from core.model.service import load_suppression_key
 from core.pressure import service as pressure
 from core.pressure.windows import minutes_to_time
 from tenants.context import TenantContext
@@ -81,7 +81,8 @@ async def build_spec(conn: Connection, ctx: TenantContext, keys: Keys, campaign:
         holdout=holdout,
         rules=() if exempt else tuple(pressure.rules_for(policy, campaign.category,
                                                           campaign.tags)),
-        pads=plan.hmac_pads(await hash_key(conn, ctx, keys)) if has_suppressions else None,
+        pads=plan.hmac_pads(await load_suppression_key(conn, ctx, keys))
+        if has_suppressions else None,
         extra={"exempt": exempt, "policy_version": policy.version})
 
 

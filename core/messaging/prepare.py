@@ -19,8 +19,9 @@ import msgspec
 
 from core.db import Connection
 from core.identity.keys import Keys
-from core.messaging.statuses import ADDRESS_KIND, address_hash, hash_key
+from core.messaging.statuses import ADDRESS_KIND, address_hash
 from core.messaging.tracking import Signer, track_html
+from core.model.service import load_suppression_key
 from core.templates.context import load_customers, render_context, tenant_namespace
 from core.templates.effective import EffectiveTemplate, TemplateRenderers, load_effective
 from core.templates.rendering import TemplateRenderError
@@ -178,7 +179,7 @@ class Preparer:
         kind = ADDRESS_KIND.get(self.channel)
         if kind is None or not addresses:
             return set()
-        key = await hash_key(conn, self.ctx, self.keys)
+        key = await load_suppression_key(conn, self.ctx, self.keys)
         hashes = {}
         for address in set(addresses):
             digest = address_hash(kind, address, key, self.ctx.country)

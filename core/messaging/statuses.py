@@ -131,11 +131,6 @@ async def apply_updates(conn: Connection, ctx: TenantContext, keys: Keys,
     return applied
 
 
-async def hash_key(conn: Connection, ctx: TenantContext, keys: Keys) -> bytes:
-    """The tenant's suppression-list key; `keys` is the caller's `db.keys`."""
-    return await load_suppression_key(conn, ctx, keys)
-
-
 def address_hash(kind: str, address: str, key: bytes, country: str) -> str | None:
     """The suppression-list hash of an address, or None if it is not a valid one."""
     try:
@@ -149,7 +144,7 @@ async def suppress(conn: Connection, ctx: TenantContext, keys: Keys,
     """Put (kind, address, reason) on the suppression list; returns how many were new."""
     if not entries:
         return 0
-    key = await hash_key(conn, ctx, keys)
+    key = await load_suppression_key(conn, ctx, keys)
     rows = [(kind, h, reason) for kind, address, reason in entries
             if (h := address_hash(kind, address, key, ctx.country)) is not None]
     if not rows:

@@ -1,6 +1,6 @@
 """An import holding a NUL character (found by tests/platform/test_fuzz.py): its payload is
-stored as jsonb, which cannot hold NUL, so the request is refused naming the field (by the
-API's NUL guard, api/nul.py; the import service refuses such items too, naming the item)."""
+stored as jsonb, which cannot hold NUL, so the API's NUL guard (api/nul.py) refuses the
+request naming the field."""
 
 from __future__ import annotations
 
